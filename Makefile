@@ -1,0 +1,39 @@
+# Every target builds the virtual environment from pyproject.toml first, from nothing if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo lint format bench venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make test: lint, then the whole test suite (slow end-to-end tests included)
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+## make demo: the main job on the embedded defaults; prints where the report and plots are
+demo: $(STAMP)
+	$(BIN)/scifm demo --out demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+## make bench: every benchmark; tables on stdout, JSON under benchmarks/results/
+bench: $(STAMP)
+	$(BIN)/scifm bench data --out benchmarks/results/data.json
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache
