@@ -1,0 +1,96 @@
+"""Summaries and pictures of datasets (for `scifm inspect` and the demo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from scifm.data._reader import PDEDataset
+from scifm.pdes import COEFFICIENT_NAMES
+
+
+def summary(data: PDEDataset, max_samples: int = 256) -> dict:
+    """A JSON-able summary: layout, system, sizes, ranges, column and field statistics.
+
+    Field statistics are over the first ``max_samples`` samples (datasets may not fit in memory).
+    """
+    m = min(len(data), max_samples)
+    f, u = data.inputs[:m], data.outputs[:m]
+
+    def stats(x: np.ndarray) -> dict:
+        return {
+            "min": float(x.min()),
+            "max": float(x.max()),
+            "mean": float(x.mean()),
+            "std": float(x.std()),
+        }
+
+    return {
+        "path": str(data.path),
+        "layout": data.layout,
+        "system": data.system,
+        "n": len(data),
+        "resolution": data.resolution,
+        "equation": data.attrs.get("equation"),
+        "ranges": data.ranges(),
+        "seed": data.attrs.get("seed"),
+        "scifm_version": data.attrs.get("scifm_version"),
+        "created": data.attrs.get("created"),
+        "coefficients": {
+            k: stats(data.coefficients[:, i]) for i, k in enumerate(COEFFICIENT_NAMES)
+        },
+        "parameters": {k: stats(data.parameters[:, i]) for i, k in enumerate(data.parameter_names)},
+        f"source (first {m})": stats(f),
+        f"solution (first {m})": stats(u),
+    }
+
+
+def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> Path:
+    """Write a PNG: one row per sample, source and solution side by side, coefficients in titles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = max(1, min(count, len(data)))
+    fig, axes = plt.subplots(count, 2, figsize=(7.0, 3.1 * count), squeeze=False)
+    extent = (0, 1, 0, 1)
+    for row in range(count):
+        f, u = data.inputs[row][0], data.outputs[row][0]
+        c = data.coefficients[row]
+        label = ", ".join(
+            f"{k}={v:.3g}" for k, v in zip(COEFFICIENT_NAMES, c, strict=True) if v != 0
+        )
+        params = ", ".join(
+            f"{k}={v:.3g}" for k, v in zip(data.parameter_names, data.parameters[row], strict=True)
+        )
+        for ax, field, title, cmap in (
+            (axes[row, 0], f, "source f", "viridis"),
+            (axes[row, 1], u, "solution u", "RdBu_r"),
+        ):
+            im = ax.imshow(field.T, origin="lower", extent=extent, cmap=cmap)
+            ax.set_title(f"#{row} {title}", fontsize=9)
+            ax.set_xlabel("x")
+            ax.set_ylabel("y")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        axes[row, 0].text(
+            0.0,
+            -0.32,
+            label + ("\n" + params if params else ""),
+            transform=axes[row, 0].transAxes,
+            fontsize=7,
+            va="top",
+        )
+    fig.suptitle(
+        f"{data.system or 'unknown system'}: {data.path.name} ({len(data)} samples, {data.resolution}x{data.resolution})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,151 @@
+"""Chunked, atomic, resumable dataset generation."""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from scifm import __version__
+from scifm.data._schema import FORMAT, FORMAT_VERSION, PARTIAL_SUFFIX
+from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem
+from scifm.pdes._base import check_resolution
+
+
+def _identity(system: AbstractPDESystem, n: int, resolution: int, seed: int) -> str:
+    """What must match for a partial file to be resumed."""
+    return json.dumps(
+        {
+            "config": system.config(),
+            "n": n,
+            "resolution": resolution,
+            "seed": seed,
+            "format_version": FORMAT_VERSION,
+        },
+        sort_keys=True,
+    )
+
+
+def _create(
+    path: Path, system: AbstractPDESystem, n: int, resolution: int, seed: int, identity: str
+):
+    f = h5py.File(path, "w")
+    field = dict(shape=(n, 1, resolution, resolution), dtype="f4")  # contiguous: fast I/O
+    f.create_dataset("inputs", **field)
+    f.create_dataset("outputs", **field)
+    coefficients = f.create_dataset("coefficients", shape=(n, len(COEFFICIENT_NAMES)), dtype="f4")
+    coefficients.attrs["names"] = list(COEFFICIENT_NAMES)
+    parameters = f.create_dataset("parameters", shape=(n, len(system.parameter_names)), dtype="f4")
+    parameters.attrs["names"] = list(system.parameter_names)
+    f.attrs.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        system=system.name,
+        description=system.description,
+        equation=EQUATION,
+        system_config=json.dumps(system.config()),
+        ranges=json.dumps(system.ranges()),
+        resolution=resolution,
+        seed=seed,
+        n=n,
+        scifm_version=__version__,
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        identity=identity,
+        n_written=0,
+        complete=False,
+    )
+    return f
+
+
+def _open_partial(path, system, n, resolution, seed):
+    """Open ``path`` to continue a matching partial generation, else start it afresh."""
+    identity = _identity(system, n, resolution, seed)
+    if path.exists():
+        try:
+            f = h5py.File(path, "r+")
+            if f.attrs.get("identity") == identity:
+                return f
+            f.close()
+        except OSError:
+            pass  # unreadable (killed mid-write): start again
+    return _create(path, system, n, resolution, seed, identity)
+
+
+def generate(
+    system: AbstractPDESystem,
+    n: int,
+    resolution: int,
+    seed: int,
+    out: str | os.PathLike,
+    *,
+    chunk_size: int = 256,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Generate ``n`` solved samples of ``system`` into the HDF5 file ``out``.
+
+    Memory is bounded by ``chunk_size`` samples whatever ``n``. The file is written as
+    ``out.partial`` and renamed to ``out`` only when complete; a killed generation, rerun with the
+    same arguments, resumes from the last finished chunk. Sample ``i`` depends only on
+    ``(system, seed, i)``, so files do not depend on ``chunk_size``.
+
+    Args:
+        system: the PDE system and its parameter ranges, e.g. ``Poisson(eig_range=(5, 10))``.
+        n: number of samples (>= 1).
+        resolution: grid points per side (even, >= 16).
+        seed: random seed (>= 0).
+        out: output path; refused if it exists unless ``overwrite``.
+        chunk_size: samples solved and written at a time.
+        progress: called with the number of samples finished after each chunk.
+
+    Returns:
+        The path of the finished file.
+
+    Raises:
+        ValueError: bad ``n``, ``resolution``, ``seed`` or ``chunk_size``.
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
+        FileNotFoundError, PermissionError: the output directory is missing or not writable.
+    """
+    if not (isinstance(n, int | np.integer) and n >= 1):
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_resolution(resolution)
+    if not (isinstance(seed, int | np.integer) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if not (isinstance(chunk_size, int | np.integer) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output directory {out.parent} does not exist")
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
+    try:
+        with builtins.open(partial, "ab"):  # can we write there at all?
+            pass
+    except OSError as e:
+        raise PermissionError(f"cannot write {partial}: {e.strerror or e}") from None
+
+    with _open_partial(partial, system, n, resolution, seed) as f:
+        start = int(f.attrs["n_written"])
+        if progress is not None and start:
+            progress(start)
+        for lo in range(start, n, chunk_size):
+            hi = min(lo + chunk_size, n)
+            s = system.sample(np.arange(lo, hi), seed, resolution, dtype=np.float32)
+            f["inputs"][lo:hi] = s.inputs
+            f["outputs"][lo:hi] = s.outputs
+            f["coefficients"][lo:hi] = s.coefficients.astype(np.float32)
+            f["parameters"][lo:hi] = s.parameters.astype(np.float32)
+            f.attrs["n_written"] = hi
+            f.flush()
+            if progress is not None:
+                progress(hi - lo)
+        f.attrs["complete"] = True
+    os.replace(partial, out)
+    return out
