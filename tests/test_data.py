@@ -29,9 +29,9 @@ def _assert_same(a, b):
     "system", [pdes.Poisson(), pdes.AdvectionDiffusion(), pdes.Helmholtz()], ids=lambda s: s.name
 )
 def test_same_seed_same_file_whatever_the_chunk_size(system, tmp_path):
-    a = data.generate(system, 37, 32, 5, tmp_path / "a.h5", chunk_size=37)
-    b = data.generate(system, 37, 32, 5, tmp_path / "b.h5", chunk_size=4)
-    c = data.generate(system, 37, 32, 6, tmp_path / "c.h5", chunk_size=37)
+    a = data.generate(system, 70, 64, 5, tmp_path / "a.h5", chunk_size=70)
+    b = data.generate(system, 70, 64, 5, tmp_path / "b.h5", chunk_size=9)
+    c = data.generate(system, 70, 64, 6, tmp_path / "c.h5", chunk_size=70)
     _assert_same(a, b)
     with data.open(a) as da, data.open(c) as dc:
         assert not np.array_equal(da.outputs[:], dc.outputs[:])

@@ -224,3 +224,22 @@ def test_symbol_parts_agree_with_symbol():
     c = np.array([_random_coefficients("advdiff", RNG)])
     real, imag = _spectral.symbol_parts(c, 16)
     np.testing.assert_array_equal(_spectral.symbol(c, 16), real + 1j * imag)
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        pdes.Poisson(),
+        pdes.AdvectionDiffusion(ratio_range=(0.01, 5)),
+        pdes.Helmholtz(omega_range=(1.5, 2.5)),
+    ],
+    ids=lambda s: s.name,
+)
+def test_a_sample_does_not_depend_on_its_batch(system):
+    """Bit-for-bit in float64: what else is solved alongside a sample changes nothing."""
+    whole = system.sample(np.arange(48), 11, 32)
+    parts = [system.sample(np.arange(lo, hi), 11, 32) for lo, hi in ((0, 5), (5, 30), (30, 48))]
+    for name, full in whole._asdict().items():
+        np.testing.assert_array_equal(
+            full, np.concatenate([getattr(p, name) for p in parts]), err_msg=name
+        )

@@ -26,6 +26,246 @@ app.add_typer(bench_app, name="bench")
 # Commands are added below, each in its own section.
 # ---------------------------------------------------------------------------------------------
 
+# --- data ---
+
+
+def _range(option: str, text: str | None) -> tuple[float, float] | None:
+    """Parse ``LO,HI`` into two floats; one line of error otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(
+            f"{option} takes LO,HI (two numbers separated by a comma), got {text!r}"
+        ) from None
+
+
+def _system_options(system: str, eig, ratio, omega, integer_omega: bool) -> dict:
+    """Range options -> keyword arguments of the system; options a system does not take are refused."""
+    given = {"--eig": eig, "--ratio": ratio, "--omega": omega}
+    accepted = {"poisson": {"--eig"}, "advdiff": {"--eig", "--ratio"}, "helmholtz": {"--omega"}}
+    names = {"--eig": "eig_range", "--ratio": "ratio_range", "--omega": "omega_range"}
+    options = {}
+    for flag, text in given.items():
+        if text is None:
+            continue
+        if flag not in accepted.get(system, set()):
+            valid = ", ".join(sorted(accepted.get(system, ()))) or "none"
+            raise ValueError(f"{flag} does not apply to {system} (its range options: {valid})")
+        options[names[flag]] = _range(flag, text)
+    if integer_omega:
+        if system != "helmholtz":
+            raise ValueError(f"--integer-omega applies to helmholtz only, not {system}")
+        options["integer_omega"] = True
+    return options
+
+
+class _Bar:
+    """A rich progress bar that appears on the first update, so argument errors print alone.
+
+    Call it with the number of items just finished; use it as a context manager.
+    """
+
+    def __init__(self, description: str, total: int, unit: str = "samples"):
+        self.description, self.total, self.unit = description, total, unit
+        self._progress = None
+
+    def __call__(self, k: int) -> None:
+        import time
+
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=self.total, rate="")
+            self._start = time.perf_counter()
+            self._base = k  # resumed work does not count towards the rate
+            self._progress.update(self._task, advance=k)
+            return
+        task = self._progress.tasks[0]
+        rate = (task.completed + k - self._base) / max(time.perf_counter() - self._start, 1e-9)
+        self._progress.update(self._task, advance=k, rate=f"{rate:,.0f} {self.unit}/s")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@app.command()
+def generate(
+    system: str = typer.Argument(..., help="PDE system: poisson, advdiff or helmholtz."),
+    n: int = typer.Option(..., "--n", help="Number of samples (>= 1)."),
+    out: str = typer.Option(
+        ..., "--out", help="Output HDF5 file (written as OUT.partial, renamed when complete)."
+    ),
+    resolution: int = typer.Option(128, "--resolution", help="Grid points per side (even, >= 16)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; sample i depends only on (seed, i)."),
+    eig: str = typer.Option(
+        None, "--eig", help="poisson/advdiff: eigenvalue range of K as LO,HI [default 1,5]."
+    ),
+    ratio: str = typer.Option(
+        None, "--ratio", help="advdiff: advection/diffusion ratio psi as LO,HI [default 0.2,1]."
+    ),
+    omega: str = typer.Option(None, "--omega", help="helmholtz: omega range LO,HI [default 1,10]."),
+    integer_omega: bool = typer.Option(
+        False, "--integer-omega", help="helmholtz: draw integer omega (as the reference code)."
+    ),
+    chunk_size: int = typer.Option(
+        256, "--chunk-size", help="Samples solved and written at a time (bounds memory)."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace OUT if it exists (the old file stays until the new one is complete).",
+    ),
+):
+    """Generate a dataset of exactly solved PDE samples (FFT on the periodic unit square).
+
+    Rerunning an interrupted command with the same arguments resumes it.
+    Example: scifm generate poisson --n 1024 --resolution 64 --out poisson.h5
+    """
+    import time
+
+    from scifm import data, pdes
+
+    pde = pdes.get_system(system, **_system_options(system, eig, ratio, omega, integer_omega))
+    start = time.perf_counter()
+    with _Bar(f"{system} {resolution}x{resolution}", n) as bar:
+        path = data.generate(
+            pde, n, resolution, seed, out, chunk_size=chunk_size, overwrite=overwrite, progress=bar
+        )
+    elapsed = time.perf_counter() - start
+    print(f"wrote {path}: {n} {system} samples at {resolution}x{resolution} in {elapsed:.1f} s")
+
+
+@app.command()
+def inspect(
+    path: str = typer.Argument(
+        ..., help="Dataset (scifm layout or the reference code's fields/tensor)."
+    ),
+    png: str = typer.Option(
+        None, "--png", help="Where to write the picture [default: next to the file, .png]."
+    ),
+    samples: int = typer.Option(4, "--samples", help="Samples to draw."),
+    json_out: str = typer.Option(None, "--json", help="Also write the summary as JSON here."),
+):
+    """Print a summary of a dataset and write a PNG of a few samples (source, solution, coefficients)."""
+    import json
+    from pathlib import Path
+
+    from scifm import data
+
+    with data.open(path) as ds:
+        info = data.summary(ds)
+        picture = data.plot_samples(ds, png or Path(path).with_suffix(".png"), samples)
+    _print_summary(info)
+    if json_out:
+        Path(json_out).write_text(json.dumps(info, indent=2))
+    print(f"picture: {picture}")
+
+
+def _print_summary(info: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]{info['path']}[/]  {info['system']}  n={info['n']}  {info['resolution']}x{info['resolution']}  layout={info['layout']}"
+    )
+    if info.get("equation"):
+        console.print(f"equation: {info['equation']}", markup=False)
+    if info.get("ranges"):
+        console.print(
+            "ranges: " + ", ".join(f"{k}={v}" for k, v in info["ranges"].items()), markup=False
+        )
+    table = Table("column", "min", "max", "mean", "std")
+    for group in ("coefficients", "parameters"):
+        for name, s in info[group].items():
+            table.add_row(name, *(f"{s[k]:.4g}" for k in ("min", "max", "mean", "std")))
+    for key in info:
+        if key.startswith(("source", "solution")):
+            s = info[key]
+            table.add_row(key, *(f"{s[k]:.4g}" for k in ("min", "max", "mean", "std")))
+    console.print(table)
+
+
+@bench_app.command("data")
+def bench_data(
+    resolution: int = typer.Option(128, "--resolution", help="Grid points per side."),
+    n: int = typer.Option(4096, "--n", help="Samples per system for the speed measurement."),
+    memory_n: str = typer.Option(
+        "1024,8192", "--memory-n", help="Sample counts whose peak memory is compared."
+    ),
+    out: str = typer.Option("benchmarks/results/data.json", "--out", help="JSON results file."),
+):
+    """Dataset generation: samples/s per system (into HDF5) and peak memory against n."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scifm import bench
+
+    counts = tuple(int(x) for x in memory_n.split(","))
+    result = bench.bench_data(resolution=resolution, n=n, memory_n=counts, report=lambda row: None)
+    table = Table("system", "resolution", "n", "samples/s", *(f"peak MiB (n={m})" for m in counts))
+    for row in result["rows"]:
+        table.add_row(
+            row["system"],
+            str(row["resolution"]),
+            str(row["n"]),
+            f"{row['samples_per_s']:,.0f}",
+            *(f"{row[f'peak_rss_mib_n{m}']:.0f}" for m in counts),
+        )
+    Console().print(table)
+    print(f"machine: {result['machine']['processor']}, {result['machine']['cpus']} CPUs")
+    print(f"wrote {bench.write_json(result, out)}")
+
+
+# --- demo ---
+
+
+@app.command()
+def demo(
+    out: str = typer.Option(
+        "demo", "--out", help="Directory for the datasets, pictures and report."
+    ),
+    n: int = typer.Option(256, "--n", help="Samples per task."),
+    resolution: int = typer.Option(64, "--resolution", help="Grid points per side."),
+):
+    """The main job on the embedded defaults (for now: the study's datasets, pictures, report)."""
+    import time
+
+    from scifm import experiments
+
+    start = time.perf_counter()
+    total = n * len(experiments._demo.TASKS)
+    with _Bar("demo datasets", total) as bar:
+        report = experiments.run_demo(out, n=n, resolution=resolution, progress=bar)
+    print(f"demo finished in {time.perf_counter() - start:.1f} s")
+    print(f"report: {report}")
+    print(f"plots:  {report.parent}/*.png")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit status 2."""

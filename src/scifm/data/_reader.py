@@ -21,6 +21,17 @@ _REFERENCE_TENSOR = {
 }
 
 
+def _plain(value):
+    """An HDF5 attribute as a plain Python value (str, int, float, bool, list)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    return value
+
+
 class _Channels:
     """A lazy channel slice ``source[:, channels]`` of an HDF5 dataset (N, C, H, W)."""
 
@@ -62,7 +73,7 @@ class PDEDataset:
         except OSError as e:
             raise ValueError(f"{self.path} is not a readable HDF5 file ({e})") from None
         f = self._file
-        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        self.attrs = {k: _plain(v) for k, v in f.attrs.items()}
         if "inputs" in f and "outputs" in f:
             self._open_scifm(f)
         elif "fields" in f and "tensor" in f:

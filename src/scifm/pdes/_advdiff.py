@@ -64,14 +64,19 @@ def advection_speed(
             break
         lo = np.where(glo > 0, lo - 2 * (hi - lo), lo)
         hi = np.where(ghi < 0, hi + 2 * (hi - lo), hi)
+    # Each sample iterates until its own residual is below tolerance and is then frozen, so a
+    # sample's speed does not depend on which other samples share its batch.
+    active = np.ones(len(t), dtype=bool)
     for _ in range(_NEWTON_STEPS):
         g, dg = _log_ratio(t, a, b, p)
         g -= target
-        if (np.abs(g) < _TOL).all():
+        active &= np.abs(g) >= _TOL
+        if not active.any():
             break
-        lo, hi = np.where(g < 0, t, lo), np.where(g > 0, t, hi)
+        lo = np.where(active & (g < 0), t, lo)
+        hi = np.where(active & (g > 0), t, hi)
         step = t - g / dg
-        t = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
+        t = np.where(active, np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi)), t)
     else:
         raise RuntimeError("advection speed did not converge; report this as a bug")
     return np.where(psi > 0, np.exp(t), 0.0)

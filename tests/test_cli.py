@@ -1,0 +1,177 @@
+"""The command line: real commands in subprocesses, user errors as one line, killed runs resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from scifm import data, pdes
+
+
+def scifm(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "scifm.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_generate_and_inspect(tmp_path):
+    out = tmp_path / "h.h5"
+    r = scifm(
+        "generate",
+        "helmholtz",
+        "--n",
+        "12",
+        "--resolution",
+        "32",
+        "--seed",
+        "3",
+        "--omega",
+        "2.5,3",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout
+    with data.open(out) as ds:
+        assert len(ds) == 12 and ds.resolution == 32
+        omega = ds.coefficients[:, 5]
+        assert omega.min() >= 2.5 and omega.max() <= 3.0
+    r = scifm("inspect", str(out), "--json", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    assert "helmholtz" in r.stdout and "omega" in r.stdout
+    assert (tmp_path / "h.png").exists() and (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "heat", "--n", "2"], "valid systems: poisson, advdiff, helmholtz"),
+        (["generate", "poisson", "--n", "0"], "n must be an integer >= 1"),
+        (["generate", "poisson", "--n", "2", "--resolution", "33"], "even integer >= 16"),
+        (["generate", "poisson", "--n", "2", "--resolution", "8"], "even integer >= 16"),
+        (["generate", "poisson", "--n", "2", "--eig", "5,1"], "0 < low <= high"),
+        (["generate", "poisson", "--n", "2", "--eig", "0,1"], "0 < low <= high"),
+        (["generate", "poisson", "--n", "2", "--eig", "5"], "LO,HI"),
+        (["generate", "advdiff", "--n", "2", "--ratio", "-1,1"], "0 <= low <= high"),
+        (
+            ["generate", "helmholtz", "--n", "2", "--omega", "1.973920880217872,1.973920880217872"],
+            "resonant",
+        ),
+        (["generate", "poisson", "--n", "2", "--omega", "1,2"], "does not apply to poisson"),
+        (["generate", "poisson", "--n", "2", "--out", "/proc/x.h5"], "cannot write"),
+        (["generate", "poisson", "--n", "2", "--out", "/no/such/dir/x.h5"], "does not exist"),
+        (["generate", "poisson", "--n", "two"], "valid integer"),
+        (["inspect", "missing.h5"], "no such dataset"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, message):
+    if "--out" not in args and args[0] == "generate":
+        args = [*args, "--out", str(tmp_path / "x.h5")]
+    r = scifm(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scifm: error:"), r.stderr
+    assert message in lines[0]
+    assert r.stdout.strip() == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = tmp_path / "p.h5"
+    assert (
+        scifm("generate", "poisson", "--n", "2", "--resolution", "16", "--out", str(out)).returncode
+        == 0
+    )
+    before = out.read_bytes()
+    r = scifm("generate", "poisson", "--n", "3", "--resolution", "16", "--out", str(out))
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert out.read_bytes() == before
+    r = scifm(
+        "generate", "poisson", "--n", "3", "--resolution", "16", "--out", str(out), "--overwrite"
+    )
+    assert r.returncode == 0
+    with data.open(out) as ds:
+        assert len(ds) == 3
+
+
+@pytest.mark.slow
+def test_sigkill_mid_generation_leaves_no_complete_file_and_resumes(tmp_path):
+    out = tmp_path / "big.h5"
+    partial = tmp_path / "big.h5.partial"
+    args = [
+        sys.executable,
+        "-m",
+        "scifm.cli",
+        "generate",
+        "advdiff",
+        "--n",
+        "6000",
+        "--resolution",
+        "64",
+        "--chunk-size",
+        "200",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # kill once a few chunks are on disk
+        time.sleep(0.05)
+        try:
+            with h5py.File(partial, "r", locking=False) as f:
+                if f.attrs["n_written"] >= 600:
+                    break
+        except (OSError, KeyError):
+            continue
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert partial.exists()
+    with pytest.raises(ValueError):
+        data.open(partial)
+
+    r = scifm(*args[3:])
+    assert r.returncode == 0, r.stderr
+    assert not partial.exists()
+    reference = data.generate(
+        pdes.AdvectionDiffusion(), 6000, 64, 4, tmp_path / "ref.h5", chunk_size=1000
+    )
+    with data.open(out) as a, data.open(reference) as b:
+        np.testing.assert_array_equal(a.outputs[:], b.outputs[:])
+        np.testing.assert_array_equal(a.coefficients, b.coefficients)
+
+
+def test_demo_writes_report_and_pictures(tmp_path):
+    r = scifm("demo", "--out", str(tmp_path / "d"), "--n", "8", "--resolution", "32")
+    assert r.returncode == 0, r.stderr
+    assert "report:" in r.stdout
+    report = (tmp_path / "d" / "report.md").read_text()
+    for stem in ("poisson_e1-5", "helmholtz_w10-20", "advdiff_psi1-2"):
+        assert f"{stem}.png" in report and (tmp_path / "d" / f"{stem}.png").exists()
+
+
+def test_bench_data_writes_json(tmp_path):
+    out = tmp_path / "b.json"
+    r = scifm(
+        "bench", "data", "--n", "64", "--resolution", "32", "--memory-n", "32,64", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    import json
+
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["system"] for row in rows] == ["poisson", "advdiff", "helmholtz"]
+    assert all(row["samples_per_s"] > 0 and row["peak_rss_mib_n64"] > 0 for row in rows)
+
+
+def test_help_explains_commands():
+    r = scifm("generate", "--help")
+    assert r.returncode == 0
+    for flag in ("--eig", "--ratio", "--omega", "--overwrite", "--seed"):
+        assert flag in r.stdout
