@@ -1,0 +1,151 @@
+"""Fourier neural operator (FNO) for 2-D fields, the model of the transfer study.
+
+Architecture (Li et al. 2021, as used by Subramanian et al. 2023): a pointwise lift to ``width``
+channels; four Fourier layers ``v -> act(K v + W v)`` where ``K`` keeps the ``modes`` lowest
+frequencies of the real 2-D FFT in both directions (positive and negative along the full first
+axis, non-negative along the half-spectrum axis) with one complex ``width x width`` matrix per
+kept mode, and ``W`` is a pointwise linear skip; GELU between layers, not after the last; then a
+pointwise MLP ``width -> 2 width -> out`` with GELU. One sample ``(C, H, W)`` in,
+``(C_out, H, W)`` out, at any resolution with ``H, W >= 2 * modes``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class Pointwise(eqx.Module):
+    """A linear map over channels applied at every grid point: ``(C_in, H, W) -> (C_out, H, W)``."""
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"]
+
+    def __init__(self, in_channels: int, out_channels: int, *, key: PRNGKeyArray):
+        # PyTorch's Conv2d/Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bound = 1.0 / math.sqrt(in_channels)
+        wkey, bkey = jax.random.split(key)
+        self.weight = jax.random.uniform(
+            wkey, (out_channels, in_channels), minval=-bound, maxval=bound
+        )
+        self.bias = jax.random.uniform(bkey, (out_channels,), minval=-bound, maxval=bound)
+
+    def __call__(self, x: Float[Array, "cin h w"]) -> Float[Array, "cout h w"]:
+        return jnp.einsum("oc,chw->ohw", self.weight, x) + self.bias[:, None, None]
+
+
+class SpectralConv2d(eqx.Module):
+    """``v -> irfft2(R . rfft2(v))`` with ``R`` non-zero on the ``modes`` lowest frequencies.
+
+    The kept block is rows ``[0, modes)`` and ``[H - modes, H)`` of the first frequency axis and
+    columns ``[0, modes)`` of the half-spectrum axis (``rfft2``, orthonormal scaling). Weights are
+    stored as real and imaginary parts, shape ``(2 [re, im], 2 [pos, neg rows], modes, modes,
+    in, out)``; initialised ``U[0, 1) / (in * out)`` in both parts as in the reference code.
+    """
+
+    weight: Float[Array, "2 2 m m cin cout"]
+    modes: int = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, modes: int, *, key: PRNGKeyArray):
+        scale = 1.0 / (in_channels * out_channels)
+        shape = (2, 2, modes, modes, in_channels, out_channels)
+        # drawn flat and reshaped: XLA:CPU takes seconds to compile a rank-6 random draw
+        self.weight = scale * jax.random.uniform(key, (math.prod(shape),)).reshape(shape)
+        self.modes = modes
+
+    def __call__(self, x: Float[Array, "cin h w"]) -> Float[Array, "cout h w"]:
+        _, h, w = x.shape
+        m = self.modes
+        if h < 2 * m or w // 2 + 1 < m:
+            raise ValueError(f"a {h}x{w} grid cannot hold {m} Fourier modes; need H, W >= {2 * m}")
+        xf = jnp.fft.rfft2(x, norm="ortho")  # (cin, h, w//2+1)
+        kept = jnp.stack([xf[:, :m, :m], xf[:, h - m :, :m]])  # (2, cin, m, m)
+        weight = jax.lax.complex(self.weight[0], self.weight[1])  # (2, m, m, cin, cout)
+        mixed = jnp.einsum("pixy,pxyio->poxy", kept, weight)  # (2, cout, m, m)
+        out = jnp.zeros((weight.shape[-1], h, w // 2 + 1), xf.dtype)
+        out = out.at[:, :m, :m].set(mixed[0]).at[:, h - m :, :m].set(mixed[1])
+        return jnp.fft.irfft2(out, s=(h, w), norm="ortho")
+
+
+class FNO(eqx.Module):
+    """2-D Fourier neural operator; see the module docstring.
+
+    Args:
+        in_channels: input channels (scifm datasets: 1 source + 6 coefficients = 7).
+        out_channels: output channels.
+        width: channels inside the Fourier layers.
+        modes: Fourier modes kept per direction.
+        layers: number of Fourier layers (4 in the study).
+        grid: append the (x, y) coordinates as two more input channels (off, as in the reference).
+        key: initialisation key.
+    """
+
+    lift: Pointwise
+    spectral: list[SpectralConv2d]
+    skip: list[Pointwise]
+    project_hidden: Pointwise
+    project_out: Pointwise
+    in_channels: int = eqx.field(static=True)
+    out_channels: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    modes: int = eqx.field(static=True)
+    grid: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        modes: int,
+        *,
+        layers: int = 4,
+        grid: bool = False,
+        key: PRNGKeyArray,
+    ):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("width", width),
+            ("modes", modes),
+            ("layers", layers),
+        ):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        keys = jax.random.split(key, 2 * layers + 3)
+        lifted = in_channels + (2 if grid else 0)
+        self.lift = Pointwise(lifted, width, key=keys[0])
+        self.spectral = [SpectralConv2d(width, width, modes, key=k) for k in keys[1 : layers + 1]]
+        self.skip = [Pointwise(width, width, key=k) for k in keys[layers + 1 : 2 * layers + 1]]
+        self.project_hidden = Pointwise(width, 2 * width, key=keys[-2])
+        self.project_out = Pointwise(2 * width, out_channels, key=keys[-1])
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.width, self.modes, self.grid = width, modes, grid
+
+    def __call__(self, x: Float[Array, "cin h w"]) -> Float[Array, "cout h w"]:
+        if x.ndim != 3 or x.shape[0] != self.in_channels:
+            raise ValueError(f"FNO expects one sample ({self.in_channels}, H, W), got {x.shape}")
+        if self.grid:
+            _, h, w = x.shape
+            gx, gy = jnp.meshgrid(jnp.arange(h) / h, jnp.arange(w) / w, indexing="ij")
+            x = jnp.concatenate([x, gx[None].astype(x.dtype), gy[None].astype(x.dtype)])
+        v = self.lift(x)
+        last = len(self.spectral) - 1
+        for i, (k, w) in enumerate(zip(self.spectral, self.skip, strict=True)):
+            v = k(v) + w(v)
+            if i < last:
+                v = jax.nn.gelu(v, approximate=False)
+        return self.project_out(jax.nn.gelu(self.project_hidden(v), approximate=False))
+
+
+def count_parameters(model: eqx.Module) -> int:
+    """Number of trainable scalars (a complex weight counts as two)."""
+    leaves = jax.tree_util.tree_leaves(model)  # arrays or shapes (from jax.eval_shape)
+    return sum(
+        math.prod(x.shape)
+        for x in leaves
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+    )

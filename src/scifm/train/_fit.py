@@ -1,0 +1,345 @@
+"""The fit loop: a pure jitted step, and a thin Python loop for epochs, checkpoints and logs.
+
+A run directory holds::
+
+    config.json      resolved arguments, data, model hyper-parameters, scifm version, git revision
+    checkpoint.eqx   best weights by validation error (+ model.json, the hyper-parameters)
+    state.eqx        last finished epoch: weights and optimizer state (+ state.json), for resuming
+    metrics.jsonl    one line per epoch: train loss, validation error, learning rate, throughput
+    loss.png         loss and validation curves
+    result.json      written last: best epoch, validation error, timings
+
+``fit`` on a directory with an unfinished run resumes after its last finished epoch; since
+shuffling is seeded by ``(seed, epoch)`` the resumed run follows the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from scifm import __version__
+from scifm.data import FieldSet, epoch_batches
+from scifm.models import OperatorModel, count_parameters
+from scifm.train import _checkpoint
+from scifm.train._losses import get_loss, relative_l2_per_sample
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the run directory keeps the last good epoch."""
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_optimizer(lr: float, total_steps: int) -> optax.GradientTransformation:
+    """Adam with a cosine decay of the learning rate over the whole run (the study's setting)."""
+    return optax.adam(optax.cosine_decay_schedule(lr, max(total_steps, 1)))
+
+
+def make_train_step(optimizer: optax.GradientTransformation, loss_fn):
+    """A pure step ``(model, opt_state, f, c, u) -> (model, opt_state, loss)``; only ``net`` trains."""
+
+    @eqx.filter_jit
+    def step(model: OperatorModel, opt_state, f, c, u):
+        def objective(net):
+            pred = jax.vmap(OperatorModel(model.normalizer, net))(f, c)
+            return loss_fn(pred, u)
+
+        loss, grads = eqx.filter_value_and_grad(objective)(model.net)
+        params = eqx.filter(model.net, eqx.is_inexact_array)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        net = eqx.apply_updates(model.net, updates)
+        return OperatorModel(model.normalizer, net), opt_state, loss
+
+    return step
+
+
+@eqx.filter_jit
+def _errors(model: OperatorModel, f, c, u):
+    return relative_l2_per_sample(jax.vmap(model)(f, c), u)
+
+
+def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.ndarray:
+    """Per-sample relative L2 errors of ``model`` on ``fields`` (batches padded to one shape)."""
+    n = len(fields)
+    size = min(batch_size, n)
+    out = np.empty(n)
+    for lo in range(0, n, size):
+        index = np.arange(lo, min(lo + size, n))
+        padded = np.resize(index, size)  # repeat samples to keep the compiled shape
+        f, c, u = fields.take(padded)
+        out[index] = np.asarray(_errors(model, f, c, u))[: len(index)]
+    return out
+
+
+def summarise(errs: np.ndarray) -> dict:
+    """The metric: mean per-sample relative L2 error, and its spread."""
+    return {
+        "rel_l2_mean": float(np.mean(errs)),
+        "rel_l2_std": float(np.std(errs)),
+        "rel_l2_median": float(np.median(errs)),
+        "rel_l2_p90": float(np.quantile(errs, 0.9)),
+        "n": int(len(errs)),
+    }
+
+
+def evaluate(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> dict:
+    """Mean per-sample relative L2 error on ``fields`` and its spread."""
+    return summarise(errors(model, fields, batch_size))
+
+
+def _sharding():
+    """Data-parallel over all local devices when there are several."""
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None
+    mesh = Mesh(np.array(devices), ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _comparable(config: dict) -> dict:
+    return {
+        k: v for k, v in config.items() if k not in ("scifm_version", "git_revision", "created")
+    }
+
+
+def fit(
+    model: OperatorModel,
+    train: FieldSet,
+    val: FieldSet,
+    out: str | Path,
+    *,
+    epochs: int = 20,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    loss: str = "relative_l2",
+    seed: int = 0,
+    eval_batch_size: int = 32,
+    metadata: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model.net`` on ``train``, validating on ``val`` every epoch; see the module docstring.
+
+    Args:
+        model: the model to train (its normaliser is kept fixed).
+        train, val: training and validation samples.
+        out: run directory; an unfinished run there with the same configuration is resumed.
+        epochs, batch_size, lr: Adam with cosine decay over ``epochs * max(1, n // batch_size)`` steps.
+        loss: ``"relative_l2"`` (default) or ``"sse"`` (the reference's summed squared error).
+        seed: shuffling seed (the model was initialised by the caller).
+        metadata: more entries for config.json (data paths, preset, ...).
+
+    Returns:
+        The contents of result.json.
+
+    Raises:
+        ValueError: bad arguments, or ``out`` holds a run with another configuration.
+        FileExistsError: ``out`` holds a finished run.
+        TrainingDiverged: the loss became NaN or Inf.
+    """
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("eval_batch_size", eval_batch_size),
+    ):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr}")
+    loss_fn = get_loss(loss)
+    out = Path(out)
+    if (out / "result.json").exists():
+        raise FileExistsError(f"{out} holds a finished run; choose another --out")
+    hyper = _checkpoint.hyperparameters(model, **(metadata or {}).get("model", {}))
+    config = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "loss": loss,
+        "seed": seed,
+        "train": train.name,
+        "n_train": len(train),
+        "val": val.name,
+        "n_val": len(val),
+        "parameters": count_parameters(model.net),
+        "model": hyper,
+        **{k: v for k, v in (metadata or {}).items() if k != "model"},
+        "scifm_version": __version__,
+        "git_revision": git_revision(),
+    }
+    steps_per_epoch = len(epoch_batches(len(train), batch_size, seed, 0))
+    optimizer = make_optimizer(lr, epochs * steps_per_epoch)
+    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model.net, eqx.is_inexact_array))
+    state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "seconds": 0.0}
+
+    if (out / "config.json").exists():
+        old = json.loads((out / "config.json").read_text())
+        if _comparable(old) != _comparable(config):
+            keys = sorted(
+                k
+                for k in set(old) | set(config)
+                if old.get(k) != config.get(k) and k not in ("scifm_version", "git_revision")
+            )
+            raise ValueError(
+                f"{out} holds an unfinished run with another configuration ({', '.join(keys)}); "
+                "choose another --out"
+            )
+        if (out / "state.json").exists():
+            state = json.loads((out / "state.json").read_text())
+            model, opt_state = eqx.tree_deserialise_leaves(out / "state.eqx", (model, opt_state))
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} exists and is not a scifm run directory; choose another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        _checkpoint.atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+    # metrics written after the last saved state belong to an epoch that will be redone
+    metrics = [m for m in _read_jsonl(out / "metrics.jsonl") if m["epoch"] <= state["epoch"]]
+    _checkpoint.atomic_write_text(
+        out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics)
+    )
+
+    sharding = _sharding()
+    if sharding is not None and min(batch_size, len(train)) % len(jax.devices()):
+        sharding = None  # the batch does not split evenly: run on one device
+    if sharding is not None:
+        model = eqx.filter_shard(model, sharding[1])
+        opt_state = eqx.filter_shard(opt_state, sharding[1])
+    step = make_train_step(optimizer, loss_fn)
+    bar = _progress(progress, epochs * steps_per_epoch, state["epoch"] * steps_per_epoch)
+    try:
+        for epoch in range(state["epoch"] + 1, epochs + 1):
+            start = time.perf_counter()
+            losses = []
+            for index in epoch_batches(len(train), batch_size, seed, epoch):
+                f, c, u = train.take(index)
+                if sharding is not None:
+                    f, c, u = (jax.device_put(a, sharding[0]) for a in (f, c, u))
+                model, opt_state, value = step(model, opt_state, f, c, u)
+                value = float(value)
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} in epoch {epoch}; the run keeps epoch {state['epoch']}. "
+                        f"Lower the learning rate (now {lr}) or check the data"
+                    )
+                losses.append(value)
+                bar.advance(len(index), value)
+            train_seconds = time.perf_counter() - start
+            val_errors = errors(model, val, eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "step": epoch * steps_per_epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_rel_l2": float(np.mean(val_errors)),
+                "val_rel_l2_std": float(np.std(val_errors)),
+                "lr": float(optimizer_lr(lr, epochs * steps_per_epoch, epoch * steps_per_epoch)),
+                "epoch_seconds": time.perf_counter() - start,
+                "samples_per_s": steps_per_epoch * min(batch_size, len(train)) / train_seconds,
+            }
+            with open(out / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if record["val_rel_l2"] < state["best_val"]:
+                state.update(best_val=record["val_rel_l2"], best_epoch=epoch)
+                _checkpoint.save(out, model, **(metadata or {}).get("model", {}))
+            state["epoch"] = epoch
+            state["seconds"] += record["epoch_seconds"]
+            snapshot = (model, opt_state)
+            _checkpoint.atomic_write_bytes(
+                out / "state.eqx", lambda fh, s=snapshot: eqx.tree_serialise_leaves(fh, s)
+            )
+            _checkpoint.atomic_write_text(out / "state.json", json.dumps(state))
+            bar.epoch(epoch, record["val_rel_l2"])
+    finally:
+        bar.close()
+    result = {
+        "best_epoch": state["best_epoch"],
+        "best_val_rel_l2": state["best_val"],
+        "epochs": epochs,
+        "steps": epochs * steps_per_epoch,
+        "train_seconds": state["seconds"],
+        "parameters": count_parameters(model.net),
+    }
+    from scifm.train._plots import plot_curves
+
+    plot_curves(_read_jsonl(out / "metrics.jsonl"), out / "loss.png")
+    _checkpoint.atomic_write_text(out / "result.json", json.dumps(result, indent=2))
+    return result
+
+
+def optimizer_lr(lr: float, total_steps: int, step: int) -> float:
+    """The learning rate of :func:`make_optimizer` at ``step``."""
+    return float(optax.cosine_decay_schedule(lr, max(total_steps, 1))(step))
+
+
+class _progress:
+    """A rich progress bar over training samples (or nothing when ``enabled`` is false)."""
+
+    def __init__(self, enabled: bool, total_steps: int, done_steps: int):
+        self._bar = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("train", total=total_steps, completed=done_steps, info="")
+        self._val = ""
+        self._start, self._samples = time.perf_counter(), 0
+
+    def advance(self, samples: int, loss: float) -> None:
+        if self._bar is None:
+            return
+        self._samples += samples
+        rate = self._samples / max(time.perf_counter() - self._start, 1e-9)
+        self._bar.update(
+            self._task, advance=1, info=f"loss {loss:.3e} {self._val} {rate:,.1f} samples/s"
+        )
+
+    def epoch(self, epoch: int, val: float) -> None:
+        self._val = f"val {val:.3e} (epoch {epoch})"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,281 @@
+"""Training, evaluation, checkpoints and resumption, mostly through the real CLI (float32)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import jax
+import numpy as np
+import pytest
+
+from scifm import data, models, pdes, train
+
+TIMING = {"epoch_seconds", "samples_per_s"}
+
+
+def scifm(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "scifm.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def poisson(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    tr = data.generate(pdes.Poisson(), 256, 32, 0, d / "train.h5")
+    va = data.generate(pdes.Poisson(), 64, 32, 1, d / "val.h5")
+    return str(tr), str(va)
+
+
+def _metrics(run):
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+@pytest.mark.slow
+def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path):
+    tr, va = poisson
+    run = tmp_path / "run"
+    r = scifm(
+        "train",
+        "--train",
+        tr,
+        "--val",
+        va,
+        "--model",
+        "fno-64k",
+        "--epochs",
+        "12",
+        "--lr",
+        "3e-3",
+        "--out",
+        str(run),
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads((run / "result.json").read_text())
+    assert result["best_val_rel_l2"] < 0.35  # predicting zero scores exactly 1
+    for name in ("config.json", "checkpoint.eqx", "model.json", "state.eqx", "loss.png"):
+        assert (run / name).exists(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["preset"] == "fno-64k" and config["n_train"] == 256
+    # evaluation reproduces the best validation error from the saved checkpoint
+    r = scifm("evaluate", str(run), "--data", va)
+    assert r.returncode == 0, r.stderr
+    evaluated = json.loads((run / "eval-val.json").read_text())
+    assert evaluated["rel_l2_mean"] == pytest.approx(result["best_val_rel_l2"], rel=1e-6)
+    assert evaluated["n"] == 64 and evaluated["rel_l2_std"] > 0
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
+    tr, va = poisson
+    args = [
+        "--train",
+        tr,
+        "--val",
+        va,
+        "--model",
+        "fno-64k",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--n",
+        "128",
+    ]
+    whole = tmp_path / "whole"
+    assert scifm("train", *args, "--out", str(whole)).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scifm.cli", "train", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.05)
+        state = killed / "state.json"
+        if state.exists() and json.loads(state.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "result.json").exists()
+    r = scifm("train", *args, "--out", str(killed))
+    assert r.returncode == 0, r.stderr
+    assert _metrics(killed) == _metrics(whole)
+    a, _ = train.load(killed)
+    b, _ = train.load(whole)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_finished_or_foreign_run_directories_are_refused(poisson, tmp_path):
+    tr, va = poisson
+    args = ["--train", tr, "--val", va, "--model", "fno-64k", "--epochs", "1", "--n", "32"]
+    run = tmp_path / "run"
+    assert scifm("train", *args, "--out", str(run)).returncode == 0
+    r = scifm("train", *args, "--out", str(run))
+    assert r.returncode == 2 and "finished run" in r.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    r = scifm("train", *args, "--out", str(other))
+    assert r.returncode == 2 and "not a scifm run directory" in r.stderr
+
+
+def test_init_from_another_run_and_mismatches(poisson, tmp_path):
+    tr, va = poisson
+    base = ["--train", tr, "--val", va, "--epochs", "1", "--n", "32"]
+    pre = tmp_path / "pre"
+    assert scifm("train", *base, "--model", "fno-64k", "--out", str(pre)).returncode == 0
+    ft = tmp_path / "ft"
+    r = scifm("train", *base, "--init", str(pre), "--out", str(ft))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((ft / "config.json").read_text())["init"] == str(pre)
+    r = scifm("train", *base, "--init", str(pre), "--model", "fno-1m", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2
+    assert "preset fno-64k" in r.stderr and "width 16 vs 32" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def _tiny_model(coefficients=6):
+    net = models.FNO(1 + coefficients, 1, 8, 2, key=jax.random.key(0))
+    norm = data.Normalizer(1.0, np.ones(coefficients))
+    return models.OperatorModel(norm, net)
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path):
+    model = _tiny_model()
+    train.save(tmp_path, model, preset="custom")
+    loaded, hyper = train.load(tmp_path)
+    assert hyper["width"] == 8 and hyper["preset"] == "custom"
+    for x, y in zip(
+        jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(loaded), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+    weights = tmp_path / "checkpoint.eqx"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match="corrupt or does not match"):
+        train.load(tmp_path)
+
+    train.save(tmp_path, model)
+    hyper_path = tmp_path / "model.json"
+    hyper = json.loads(hyper_path.read_text())
+    hyper_path.write_text(json.dumps({**hyper, "width": 16}))  # weights of another width
+    with pytest.raises(ValueError, match="width 16"):
+        train.load(tmp_path)
+    hyper_path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid scifm model description"):
+        train.load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        train.load(tmp_path / "nowhere")
+
+
+def test_wrong_channels_are_refused():
+    hyper = train._checkpoint.hyperparameters(_tiny_model(), preset="custom")
+    with pytest.raises(ValueError, match="in_channels 7 vs 4"):
+        train.check_compatible(
+            hyper, width=8, modes=2, in_channels=4, out_channels=1, source="--init x"
+        )
+
+
+def test_diverging_loss_stops_with_a_clear_message(tmp_path):
+    path = data.generate(pdes.Poisson(), 8, 16, 0, tmp_path / "d.h5")
+    with h5py.File(path, "r+") as f:
+        f["outputs"][...] = 0.0  # relative error of a zero target is infinite
+    fields = data.FieldSet.load(path)
+    with pytest.raises(train.TrainingDiverged, match="loss became"):
+        train.fit(_tiny_model(), fields, fields, tmp_path / "run", epochs=2, progress=False)
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_nan_in_data_is_refused(tmp_path):
+    path = data.generate(pdes.Poisson(), 4, 16, 0, tmp_path / "d.h5")
+    with h5py.File(path, "r+") as f:
+        f["inputs"][2, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        data.FieldSet.load(path)
+
+
+def test_lazy_and_in_memory_fields_agree(poisson):
+    tr, _ = poisson
+    eager, lazy = data.FieldSet.load(tr), data.FieldSet.load(tr, memory_budget=0)
+    index = np.array([17, 3, 200, 3])
+    for a, b in zip(eager.take(index), lazy.take(index), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert isinstance(eager.inputs, np.ndarray) and not isinstance(lazy.inputs, np.ndarray)
+
+
+def test_epoch_batches_shuffle_every_epoch():
+    first, second = data.epoch_batches(10, 4, 0, 1), data.epoch_batches(10, 4, 0, 2)
+    assert [len(b) for b in first] == [4, 4]
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    assert [len(b) for b in data.epoch_batches(3, 16, 0, 1)] == [3]
+
+
+def test_normalizer_encodes_the_scaling_symmetry():
+    """(a f, a c) has the solution of (f, c): the normalised inputs must be identical."""
+    norm = data.Normalizer(
+        jax.numpy.asarray(0.2), jax.numpy.asarray([0.01, 0.01, 0.005, 1.0, 1.0, 1.0])
+    )
+    rng = np.random.default_rng(0)
+    f, c = rng.normal(size=(1, 8, 8)), rng.uniform(size=6)
+    np.testing.assert_allclose(norm(f, c), norm(7.5 * f, 7.5 * c), rtol=1e-6)
+    x = np.asarray(norm(f, c))
+    s = np.sqrt(np.mean(f**2)) / 0.2
+    np.testing.assert_allclose(x[0], f[0] / s, rtol=1e-6)
+    np.testing.assert_allclose(x[3, 0, 0], c[2] / (s * 0.005), rtol=1e-6)
+
+
+def test_losses():
+    pred = np.array([[1.0, 2.0], [0.0, 0.0]])
+    target = np.array([[1.0, 1.0], [3.0, 4.0]])
+    np.testing.assert_allclose(train.relative_l2_per_sample(pred, target), [1 / np.sqrt(2), 1.0])
+    assert float(train.summed_squared_error(pred, target)) == pytest.approx((1 + 9 + 16) / 2)
+    with pytest.raises(ValueError, match="valid losses: relative_l2, sse"):
+        train.get_loss("mae")
+
+
+@pytest.mark.slow
+def test_data_parallel_on_two_cpu_devices_matches_one(poisson, tmp_path):
+    tr, va = poisson
+    args = [
+        "train",
+        "--train",
+        tr,
+        "--val",
+        va,
+        "--model",
+        "fno-64k",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    ]
+    one = scifm(*args, "--out", str(tmp_path / "one"))
+    two = scifm(
+        *args,
+        "--out",
+        str(tmp_path / "two"),
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; print(len(jax.devices()))"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )
+    assert probe.stdout.strip() == "2"
+    a, b = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
+    for x, y in zip(a, b, strict=True):
+        assert x["val_rel_l2"] == pytest.approx(y["val_rel_l2"], rel=1e-4)
