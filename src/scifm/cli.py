@@ -363,6 +363,70 @@ def evaluate(
     print(f"wrote {path}")
 
 
+@bench_app.command("fno")
+def bench_fno(
+    presets: str = typer.Option("all", "--presets", help="Comma-separated presets, or all."),
+    resolutions: str = typer.Option("64,128", "--resolutions", help="Grid sizes."),
+    steps: int = typer.Option(
+        5, "--steps", help="Timed steps after compilation (median reported)."
+    ),
+    out: str = typer.Option("benchmarks/results/fno.json", "--out", help="JSON results file."),
+):
+    """FNO training step (Adam, relative L2): median time after compile and XLA peak memory per preset.
+
+    Batch 16 at 64x64 and 8 at 128x128, as the reference measurements.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from scifm import bench
+    from scifm.models import PRESETS, get_preset
+
+    names = tuple(PRESETS) if presets == "all" else tuple(p.strip() for p in presets.split(","))
+    for name in names:
+        get_preset(name)
+    sizes = tuple(int(r) for r in resolutions.split(","))
+    console = Console(width=120)
+
+    def show(row):
+        console.print(
+            f"{row['preset']:>9} {row['resolution']:>4} batch {row['batch']:>2}: {row['step_seconds']:.3f} s/step",
+            markup=False,
+        )
+
+    result = bench.bench_fno(names, sizes, steps=steps, report=show)
+    table = Table(
+        "preset",
+        "params",
+        "res",
+        "batch",
+        "s/step",
+        "samples/s",
+        "peak MiB",
+        "ref s/step",
+        "speed-up",
+    )
+    for r in result["rows"]:
+        ref = r.get("reference_step_seconds")
+        table.add_row(
+            r["preset"],
+            f"{r['parameters']:,}",
+            str(r["resolution"]),
+            str(r["batch"]),
+            f"{r['step_seconds']:.3f}",
+            f"{r['samples_per_s']:.1f}",
+            f"{r['xla_peak_mib']:.0f}" if r["xla_peak_mib"] else "-",
+            f"{ref:.3f}" if ref else "",
+            f"{r['speedup_vs_reference']:.2f}x" if ref else "",
+        )
+    console.print(table)
+    for note in result["skipped"]:
+        print(f"skipped: {note}")
+    m = result["machine"]
+    print(f"machine: {m['processor']}, {m['cpus']} CPUs, jax {m['jax']} ({m['backend']})")
+    print(f"wrote {bench.write_json(result, out)}")
+
+
 # --- demo ---
 
 

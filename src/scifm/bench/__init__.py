@@ -1,5 +1,6 @@
 """Benchmarks behind `scifm bench`: each measures, prints a table and returns JSON-able results."""
 
 from scifm.bench._data import bench_data, machine, write_json
+from scifm.bench._fno import bench_fno, bench_step
 
-__all__ = ["bench_data", "machine", "write_json"]
+__all__ = ["bench_data", "bench_fno", "bench_step", "machine", "write_json"]

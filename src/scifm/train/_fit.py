@@ -299,7 +299,7 @@ def optimizer_lr(lr: float, total_steps: int, step: int) -> float:
 
 
 class _progress:
-    """A rich progress bar over training samples (or nothing when ``enabled`` is false)."""
+    """A rich progress bar over training steps (or nothing when ``enabled`` is false)."""
 
     def __init__(self, enabled: bool, total_steps: int, done_steps: int):
         self._bar = None
@@ -310,22 +310,22 @@ class _progress:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self._bar = Progress(
             TextColumn("[bold]train"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TextColumn("steps"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
+            TextColumn(
+                "loss {task.fields[loss]} | val {task.fields[val]} | {task.fields[rate]} samples/s"
+            ),
             TimeRemainingColumn(),
         )
         self._bar.start()
-        self._task = self._bar.add_task("train", total=total_steps, completed=done_steps, info="")
-        self._val = ""
+        self._task = self._bar.add_task(
+            "train", total=total_steps, completed=done_steps, loss="-", val="-", rate="-"
+        )
         self._start, self._samples = time.perf_counter(), 0
 
     def advance(self, samples: int, loss: float) -> None:
@@ -333,12 +333,11 @@ class _progress:
             return
         self._samples += samples
         rate = self._samples / max(time.perf_counter() - self._start, 1e-9)
-        self._bar.update(
-            self._task, advance=1, info=f"loss {loss:.3e} {self._val} {rate:,.1f} samples/s"
-        )
+        self._bar.update(self._task, advance=1, loss=f"{loss:.3g}", rate=f"{rate:,.0f}")
 
     def epoch(self, epoch: int, val: float) -> None:
-        self._val = f"val {val:.3e} (epoch {epoch})"
+        if self._bar is not None:
+            self._bar.update(self._task, val=f"{val:.3g} (epoch {epoch})")
 
     def close(self) -> None:
         if self._bar is not None:
