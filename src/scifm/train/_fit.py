@@ -288,7 +288,7 @@ def fit(
     }
     from scifm.train._plots import plot_curves
 
-    plot_curves(_read_jsonl(out / "metrics.jsonl"), out / "loss.png")
+    plot_curves(_read_jsonl(out / "metrics.jsonl"), out / "loss.png", loss)
     _checkpoint.atomic_write_text(out / "result.json", json.dumps(result, indent=2))
     return result
 
