@@ -61,7 +61,7 @@ def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path
     assert r.returncode == 0, r.stderr
     result = json.loads((run / "result.json").read_text())
     assert result["best_val_rel_l2"] < 0.35  # predicting zero scores exactly 1
-    for name in ("config.json", "checkpoint.eqx", "model.json", "state.eqx", "loss.png"):
+    for name in ("config.json", "checkpoint.eqx", "model.json", "state.json", "loss.png"):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["preset"] == "fno-64k" and config["n_train"] == 256
@@ -84,11 +84,13 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
         "--model",
         "fno-64k",
         "--epochs",
-        "4",
+        "3",
         "--batch-size",
-        "16",
+        "8",
         "--n",
         "128",
+        "--checkpoint-every",  # save after every step: the kill lands inside an epoch
+        "0",
     ]
     whole = tmp_path / "whole"
     assert scifm("train", *args, "--out", str(whole)).returncode == 0
@@ -101,13 +103,17 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
         state = killed / "state.json"
-        if state.exists() and json.loads(state.read_text() or "{}").get("epoch", 0) >= 2:
-            break
+        if state.exists():
+            counters = json.loads(state.read_text() or "{}")
+            if counters.get("epoch", 0) >= 1 and counters.get("step_in_epoch", 0) >= 2:
+                break
+        assert proc.poll() is None, "training finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "result.json").exists()
+    assert json.loads((killed / "state.json").read_text())["step_in_epoch"] >= 2
     r = scifm("train", *args, "--out", str(killed))
     assert r.returncode == 0, r.stderr
     assert _metrics(killed) == _metrics(whole)

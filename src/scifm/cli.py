@@ -282,6 +282,9 @@ def train(
     ),
     n: int = typer.Option(None, "--n", help="Use only the first N training samples."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and shuffling seed."),
+    checkpoint_every: float = typer.Option(
+        600.0, "--checkpoint-every", help="Seconds between resumable saves inside an epoch."
+    ),
 ):
     """Train an FNO on a dataset, validating every epoch; keeps the best checkpoint.
 
@@ -326,6 +329,7 @@ def train(
         lr=lr,
         loss=loss,
         seed=seed,
+        checkpoint_every=checkpoint_every,
         metadata=metadata,
     )
     print(

@@ -4,13 +4,16 @@ A run directory holds::
 
     config.json      resolved arguments, data, model hyper-parameters, scifm version, git revision
     checkpoint.eqx   best weights by validation error (+ model.json, the hyper-parameters)
-    state.eqx        last finished epoch: weights and optimizer state (+ state.json), for resuming
+    state.json       where training stands (epoch, step inside it, best so far), for resuming,
+    state-<n>.eqx    with the weights and optimizer state it names; saved every epoch and every
+                     ``checkpoint_every`` seconds inside long epochs
     metrics.jsonl    one line per epoch: train loss, validation error, learning rate, throughput
     loss.png         loss and validation curves
     result.json      written last: best epoch, validation error, timings
 
-``fit`` on a directory with an unfinished run resumes after its last finished epoch; since
-shuffling is seeded by ``(seed, epoch)`` the resumed run follows the uninterrupted one exactly.
+``fit`` on a directory with an unfinished run resumes from its last saved state (an epoch end,
+or a step inside an epoch); since shuffling is seeded by ``(seed, epoch)`` the resumed run
+follows the uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ def fit(
     loss: str = "relative_l2",
     seed: int = 0,
     eval_batch_size: int = 32,
+    checkpoint_every: float = 600.0,
     metadata: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict:
@@ -155,6 +159,8 @@ def fit(
         epochs, batch_size, lr: Adam with cosine decay over ``epochs * max(1, n // batch_size)`` steps.
         loss: ``"relative_l2"`` (default) or ``"sse"`` (the reference's summed squared error).
         seed: shuffling seed (the model was initialised by the caller).
+        checkpoint_every: also save the resumable state inside an epoch when this many seconds
+            have passed since the last save (every epoch end is saved regardless).
         metadata: more entries for config.json (data paths, preset, ...).
 
     Returns:
@@ -213,8 +219,7 @@ def fit(
                 "choose another --out"
             )
         if (out / "state.json").exists():
-            state = json.loads((out / "state.json").read_text())
-            model, opt_state = eqx.tree_deserialise_leaves(out / "state.eqx", (model, opt_state))
+            model, opt_state, state = _load_state(out, model, opt_state)
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not a scifm run directory; choose another --out")
     else:
@@ -233,12 +238,19 @@ def fit(
         model = eqx.filter_shard(model, sharding[1])
         opt_state = eqx.filter_shard(opt_state, sharding[1])
     step = make_train_step(optimizer, loss_fn)
-    bar = _progress(progress, epochs * steps_per_epoch, state["epoch"] * steps_per_epoch)
+    done_steps = state["epoch"] * steps_per_epoch + state.get("step_in_epoch", 0)
+    bar = _progress(progress, epochs * steps_per_epoch, done_steps)
     try:
         for epoch in range(state["epoch"] + 1, epochs + 1):
             start = time.perf_counter()
-            losses = []
-            for index in epoch_batches(len(train), batch_size, seed, epoch):
+            done = state.pop("step_in_epoch", 0)  # batches of this epoch already taken (resumed)
+            losses = state.pop("epoch_losses", [])
+            train_seconds = state.pop("epoch_seconds", 0.0)
+            saved = time.perf_counter()
+            for k, index in enumerate(epoch_batches(len(train), batch_size, seed, epoch)):
+                if k < done:
+                    continue
+                tic = time.perf_counter()
                 f, c, u = train.take(index)
                 if sharding is not None:
                     f, c, u = (jax.device_put(a, sharding[0]) for a in (f, c, u))
@@ -246,12 +258,21 @@ def fit(
                 value = float(value)
                 if not math.isfinite(value):
                     raise TrainingDiverged(
-                        f"loss became {value} in epoch {epoch}; the run keeps epoch {state['epoch']}. "
+                        f"loss became {value} in epoch {epoch}; the run keeps its last checkpoint. "
                         f"Lower the learning rate (now {lr}) or check the data"
                     )
                 losses.append(value)
+                train_seconds += time.perf_counter() - tic
                 bar.advance(len(index), value)
-            train_seconds = time.perf_counter() - start
+                if time.perf_counter() - saved >= checkpoint_every and k + 1 < steps_per_epoch:
+                    mid = {
+                        **state,
+                        "step_in_epoch": k + 1,
+                        "epoch_losses": losses,
+                        "epoch_seconds": train_seconds,
+                    }
+                    _save_state(out, model, opt_state, mid)
+                    saved = time.perf_counter()
             val_errors = errors(model, val, eval_batch_size)
             record = {
                 "epoch": epoch,
@@ -261,7 +282,9 @@ def fit(
                 "val_rel_l2_std": float(np.std(val_errors)),
                 "lr": float(optimizer_lr(lr, epochs * steps_per_epoch, epoch * steps_per_epoch)),
                 "epoch_seconds": time.perf_counter() - start,
-                "samples_per_s": steps_per_epoch * min(batch_size, len(train)) / train_seconds,
+                "samples_per_s": steps_per_epoch
+                * min(batch_size, len(train))
+                / max(train_seconds, 1e-9),
             }
             with open(out / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -270,11 +293,7 @@ def fit(
                 _checkpoint.save(out, model, **(metadata or {}).get("model", {}))
             state["epoch"] = epoch
             state["seconds"] += record["epoch_seconds"]
-            snapshot = (model, opt_state)
-            _checkpoint.atomic_write_bytes(
-                out / "state.eqx", lambda fh, s=snapshot: eqx.tree_serialise_leaves(fh, s)
-            )
-            _checkpoint.atomic_write_text(out / "state.json", json.dumps(state))
+            _save_state(out, model, opt_state, state)
             bar.epoch(epoch, record["val_rel_l2"])
     finally:
         bar.close()
@@ -291,6 +310,28 @@ def fit(
     plot_curves(_read_jsonl(out / "metrics.jsonl"), out / "loss.png", loss)
     _checkpoint.atomic_write_text(out / "result.json", json.dumps(result, indent=2))
     return result
+
+
+def _save_state(out: Path, model, opt_state, state: dict) -> None:
+    """Save the resumable state so that a kill at any moment leaves a consistent pair.
+
+    Weights and optimizer state go to a new ``state-<step>.eqx``; then ``state.json`` (counters
+    plus the name of that file) is replaced atomically; only then is the previous file removed.
+    """
+    step = state["epoch"] * 10**9 + state.get("step_in_epoch", 0)  # unique, increasing
+    name = f"state-{step}.eqx"
+    snapshot = (model, opt_state)
+    _checkpoint.atomic_write_bytes(out / name, lambda fh: eqx.tree_serialise_leaves(fh, snapshot))
+    _checkpoint.atomic_write_text(out / "state.json", json.dumps({**state, "weights": name}))
+    for old in out.glob("state-*.eqx"):
+        if old.name != name:
+            old.unlink()
+
+
+def _load_state(out: Path, model, opt_state):
+    state = json.loads((out / "state.json").read_text())
+    model, opt_state = eqx.tree_deserialise_leaves(out / state.pop("weights"), (model, opt_state))
+    return model, opt_state, state
 
 
 def optimizer_lr(lr: float, total_steps: int, step: int) -> float:
