@@ -1,0 +1,38 @@
+"""Differential operators of scalar functions ``R^d -> R`` and their estimators.
+
+    from scifm import operators as ops
+    est = ops.STDE(num_samples=16)   # or ops.Exact(), ops.SDGD(16), ops.Hutchinson(16)
+    ops.laplacian(fn, x, estimator=est, key=key)     # x: shape (d,)
+    ops.biharmonic(fn, x, estimator=est, key=key)
+    ops.LinearOperator([(1.0, (0, 0, 1))])(fn, x, estimator=est, key=key)   # u_001
+
+Every estimator is unbiased; see each class for its variance and cost in ``d`` and the
+derivative order ``k``. Models that subclass :class:`AbstractSplitFunction` (the PINN MLP)
+make coordinate tangents cost ``O(width)`` instead of ``O(width d)``.
+"""
+
+from ._base import AbstractEstimator as AbstractEstimator
+from ._base import biharmonic as biharmonic
+from ._base import laplacian as laplacian
+from ._base import value_and_laplacian as value_and_laplacian
+from ._exact import Exact as Exact
+from ._hutchinson import Hutchinson as Hutchinson
+from ._linear import LinearOperator as LinearOperator
+from ._sampling import random_subset as random_subset
+from ._sdgd import SDGD as SDGD
+from ._split import AbstractSplitFunction as AbstractSplitFunction
+from ._stde import STDE as STDE
+
+__all__ = [
+    "AbstractEstimator",
+    "AbstractSplitFunction",
+    "Exact",
+    "Hutchinson",
+    "LinearOperator",
+    "SDGD",
+    "STDE",
+    "biharmonic",
+    "laplacian",
+    "random_subset",
+    "value_and_laplacian",
+]

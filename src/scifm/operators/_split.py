@@ -1,0 +1,63 @@
+"""Functions written as ``head(embed(x))`` so that coordinate tangents stay cheap."""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+from jax import Array
+
+
+class AbstractSplitFunction(eqx.Module):
+    """A scalar function ``u(x) = head(*embed(x))`` whose embedding has a cheap Taylor series.
+
+    High-dimensional PINNs spend almost all of their time in the first dense layer
+    ``h = W x + b`` with ``W`` of shape ``(width, d)``. Along a *sparse* direction
+    ``v = sum_m val_m e_{idx_m}`` the curve ``x + t v`` maps to ``h(x) + t W[:, idx] @ val``:
+    the tangent is a gather of a few columns, ``O(width * m)`` instead of ``O(width * d)``.
+    Estimators that use coordinate (sparse) tangents detect this interface and push the
+    jet through :meth:`head` only, which works in ``width`` dimensions whatever ``d`` is.
+
+    Subclasses implement three methods; ``__call__`` is provided. :meth:`embed_series` must
+    return the exact Taylor coefficients (derivative convention: the ``k``-th entry is
+    ``d^k/dt^k embed(x + t v)`` at ``t = 0``) of the embedding along ``v``. Embeddings that
+    are polynomials of low degree in ``x`` (affine maps, ``|x|^2``) have a finite series, so
+    this is exact, not an approximation.
+    """
+
+    @abc.abstractmethod
+    def embed(self, x: Array) -> tuple[Array, ...]:
+        """The embedding ``z = embed(x)``: a tuple of arrays whose size does not grow with d."""
+
+    @abc.abstractmethod
+    def embed_series(self, x: Array, idx: Array, val: Array, order: int) -> list[tuple[Array, ...]]:
+        """Taylor coefficients 1..order of ``embed(x + t v)``, ``v = sum_m val_m e_{idx_m}``.
+
+        Returns a list of length ``order``; entry ``k - 1`` has the structure of
+        ``embed(x)`` and holds ``d^k/dt^k embed(x + t v)`` at ``t = 0``. Repeated indices in
+        ``idx`` add up.
+        """
+
+    @abc.abstractmethod
+    def head(self, *z: Array) -> Array:
+        """The rest of the function, a scalar, from the embedding."""
+
+    def head_taylor2(
+        self, z0: tuple[Array, ...], z1: tuple[Array, ...], z2: tuple[Array, ...]
+    ) -> tuple[Array, Array, Array]:
+        """Collapsed second-order Taylor mode through :meth:`head`, for sums of ``D^2``.
+
+        For ``s`` curves ``z(t) = z0 + t z1_j + t^2/2 z2_j`` (``z1`` stacked along a leading
+        axis of size ``s``, ``z2 = sum_j z2_j`` already summed), returns
+        ``(head(z0), [d/dt head(z_j(t))]_j, sum_j d^2/dt^2 head(z_j(t)))`` at ``t = 0``.
+        The sum is linear in the second-order inputs, so only their sum is propagated
+        ("collapsed" Taylor mode, Dangel et al. 2024): one width-sized second-order vector
+        per point instead of ``s``. The default uses ``jet`` per direction plus a JVP;
+        models override it with an explicit propagation (same numbers, fewer operations).
+        """
+        from ._jet import collapsed_second_order
+
+        return collapsed_second_order(self.head, z0, z1, z2)
+
+    def __call__(self, x: Array) -> Array:
+        return self.head(*self.embed(x))
