@@ -1,0 +1,166 @@
+"""PINN problems (closed-form forcing vs autodiff), the hard-constrained ansatz, training,
+the run directory (resume after a kill) and the CLI."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scifm import operators as ops
+from scifm import pinn
+from scifm.cli import main
+from scifm.operators._jet import collapsed_second_order
+
+
+def lap(f):
+    return lambda y: jnp.trace(jax.hessian(f)(y))
+
+
+@pytest.mark.parametrize("name", [n for n in pinn.problem_names() if not n.endswith("-gpinn")])
+def test_forcing_matches_autodiff(name):
+    d = 5
+    problem = pinn.make_problem(name, d, key=jax.random.key(3))
+    x = problem.sample(jax.random.key(4), 3)
+    u = problem.exact
+    if name.startswith("biharmonic"):
+
+        def ref(y):
+            return lap(lap(u))(y)
+    else:
+        nonlinear = {"poisson": lambda v: 0.0 * v, "allen-cahn": lambda v: v - v**3}
+        g = nonlinear.get(name.rsplit("-", 1)[0], jnp.sin)
+
+        def ref(y):
+            return lap(u)(y) + g(u(y))
+
+    ours = eqx.filter_jit(lambda p, y: jax.vmap(p.forcing)(y))(problem, x)
+    np.testing.assert_allclose(ours, jax.jit(jax.vmap(ref))(x), rtol=1e-10, atol=1e-10)
+
+
+def test_sampling_radii_and_directions():
+    x = pinn.sample_shell(jax.random.key(0), 4000, 50, 1.0, 2.0)
+    r = np.linalg.norm(x, axis=1)
+    assert r.min() >= 1.0 - 1e-12 and r.max() <= 2.0 + 1e-12
+    assert abs(r.mean() - 1.5) < 0.02  # radius ~ U(1, 2)
+    assert np.abs(np.mean(x / r[:, None], axis=0)).max() < 0.05  # isotropic
+
+
+def test_hard_constraint_vanishes_on_boundary_and_split_is_exact():
+    problem = pinn.make_problem("biharmonic-3body", 6, key=jax.random.key(0))
+    model = pinn.make_model(problem, width=16, depth=2, key=jax.random.key(1))
+    on = pinn.sample_shell(jax.random.key(2), 10, 6, 1.0, 1.0)
+    np.testing.assert_allclose(jax.vmap(model)(on), 0.0, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(model)(2 * on), 0.0, atol=1e-11)
+    x = problem.sample(jax.random.key(3), 1)[0]
+    idx = jnp.array([2, 5])
+    one = jnp.ones((1,))
+    series = jax.vmap(lambda i: model.embed_series(x, i[None], one, 2))(idx)
+    z2 = tuple(jnp.sum(a, axis=0) for a in series[1])
+    ours = model.head_taylor2(model.embed(x), series[0], z2)
+    generic = collapsed_second_order(model.head, model.embed(x), series[0], z2)
+    for a, b in zip(ours, generic, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+    hess = jax.jit(jax.hessian(model))(x)
+    np.testing.assert_allclose(ours[2], jnp.sum(hess[idx, idx]), rtol=1e-10)
+    key = jax.random.key(9)
+
+    def both(y, f):
+        est = ops.STDE(3)
+        return jnp.stack(
+            [op(f, y, estimator=est, key=key) for op in (ops.laplacian, ops.biharmonic)]
+        )
+
+    np.testing.assert_allclose(
+        jax.jit(lambda y: both(y, model))(x),
+        jax.jit(lambda y: both(y, lambda z: model(z)))(x),
+        rtol=1e-10,
+    )
+
+
+def test_short_training_reduces_the_error():
+    problem = pinn.make_problem("allen-cahn-2body", 8, key=jax.random.key(0))
+    untrained = pinn.make_model(
+        problem, width=32, depth=2, key=jax.random.split(jax.random.key(0), 3)[0]
+    )
+    before = pinn.relative_l2(untrained, problem, key=jax.random.key(5), n=2000)
+    _, result = pinn.fit(
+        problem, ops.STDE(4), steps=150, width=32, depth=2, n_test=2000, eval_every=0
+    )
+    assert result["rel_l2"] < 0.5 * before, (before, result)
+
+
+@pytest.mark.slow
+def test_gpinn_and_biharmonic_losses_are_finite_and_differentiable():
+    for name, est in [
+        ("sine-gordon-3body-gpinn", ops.STDE(3)),
+        ("biharmonic-3body", ops.STDE(3, dense=True)),
+    ]:
+        problem = pinn.make_problem(name, 6, key=jax.random.key(0))
+        model = pinn.make_model(problem, width=8, depth=2, key=jax.random.key(1))
+        loss, grads = eqx.filter_jit(eqx.filter_value_and_grad(pinn.pinn_loss))(
+            model, problem, est, jax.random.key(2), 4
+        )
+        assert np.isfinite(loss) and loss > 0
+        assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+    loss = eqx.filter_jit(pinn.pinn_loss)
+    plain = pinn.make_problem("sine-gordon-3body", 6, key=jax.random.key(0))
+    gpinn = pinn.make_problem("sine-gordon-3body-gpinn", 6, key=jax.random.key(0))
+    model = pinn.make_model(plain, width=8, depth=2, key=jax.random.key(1))
+    base = loss(model, plain, ops.STDE(3), jax.random.key(2), 4)
+    with_grad = loss(model, gpinn, ops.STDE(3), jax.random.key(2), 4)
+    assert with_grad > base  # the gPINN term adds a positive penalty
+
+
+@pytest.mark.slow
+def test_run_directory_and_resume_after_kill(tmp_path):
+    problem = pinn.make_problem("poisson-2body", 4, key=jax.random.key(0))
+    kwargs = dict(
+        steps=40, width=8, depth=1, batch_size=8, n_test=500, eval_every=20, checkpoint_every=10
+    )
+    ref_model, ref = pinn.fit(problem, ops.STDE(2), **kwargs)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_25(step, row):
+        if step == 25:
+            raise Killed
+
+    run = tmp_path / "run"
+    with pytest.raises(Killed):
+        pinn.fit(problem, ops.STDE(2), run_dir=run, callback=kill_at_25, **kwargs)
+    assert (run / "checkpoint.eqx").exists() and not (run / "final.json").exists()
+    model, result = pinn.fit(problem, ops.STDE(2), run_dir=run, **kwargs)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(ref_model), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-12)  # resumed from step 20: same trajectory
+    np.testing.assert_allclose(result["rel_l2"], ref["rel_l2"], rtol=1e-12)
+    rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]  # nothing duplicated after resume
+    assert json.loads((run / "final.json").read_text())["rel_l2"] == result["rel_l2"]
+    assert (run / "loss.png").stat().st_size > 0
+    assert not list(run.glob("*.tmp"))
+    with pytest.raises(ValueError, match="different configuration"):
+        pinn.fit(problem, ops.STDE(2), run_dir=run, **{**kwargs, "steps": 50})
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="valid: .*allen-cahn-2body"):
+        pinn.make_problem("allen-kahn", 3, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="valid: exact, stde"):
+        pinn.make_estimator("taylor")
+
+
+def test_cli_pinn(tmp_path, capsys):
+    out = tmp_path / "cli_run"
+    args = ["pinn", "--pde", "sine-gordon-2body", "--dim", "5", "--estimator", "stde", "--num-samples", "2",
+            "--steps", "20", "--width", "8", "--depth", "1", "--n-test", "200", "--eval-every", "10", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "relative L2" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["dim"] == 5
+    assert main(["pinn", "--pde", "heat", "--dim", "5"]) == 2
+    assert "valid:" in capsys.readouterr().err
