@@ -163,7 +163,7 @@ def bench_pinn(
         except ValueError:
             raise ValueError(f"{option} takes a comma-separated list, got {text!r}") from None
 
-    console = Console()
+    console = Console(width=140)  # the table is wide; do not fold it at 80 columns
 
     def show(row):
         cells = zip(COLUMNS, format_table([row])[0], strict=True)
