@@ -15,13 +15,32 @@ import numpy as np
 from scifm import data, pdes
 
 _CHILD = """
-import resource, sys, time
+import sys, time
 from scifm import data, pdes
+from scifm.bench._data import peak_rss_mib
 system, n, resolution, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 start = time.perf_counter()
 data.generate(pdes.get_system(system), n, resolution, 0, out)
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - start, peak_rss_mib())
 """
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB.
+
+    Linux's ``VmHWM`` (the high-water mark of this process's own address space). Not
+    ``ru_maxrss``: after fork + exec that also keeps the parent's resident size at the fork,
+    so a small child of a large parent would report the parent's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def _peak_memory(system: str, n: int, resolution: int, workdir: Path) -> tuple[float, float]:
@@ -34,8 +53,8 @@ def _peak_memory(system: str, n: int, resolution: int, workdir: Path) -> tuple[f
         text=True,
     )
     out.unlink()
-    seconds, kib = done.stdout.split()
-    return float(seconds), float(kib) / 1024
+    seconds, mib = done.stdout.split()
+    return float(seconds), float(mib)
 
 
 def machine() -> dict:

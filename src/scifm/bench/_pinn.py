@@ -1,7 +1,7 @@
 """`scifm bench pinn`: training-step time and memory of each derivative estimator against d.
 
 Every configuration (dimension, estimator, operator) runs in its own subprocess, so that
-its peak resident memory (``ru_maxrss``) is its own; XLA's compiled memory analysis of each
+its peak resident memory (``VmHWM``, see :func:`scifm.bench._data.peak_rss_mib`) is its own; XLA's compiled memory analysis of each
 jitted step is reported beside it. In each subprocess, on one fixed batch (points, forcing
 and exact values precomputed, so data generation is timed separately):
 
@@ -84,13 +84,12 @@ def _xla_bytes(raw_step, model, opt_state, key) -> int | None:
 
 def measure(config: dict) -> dict:
     """Measure one configuration in this process (called in the worker subprocess)."""
-    import resource
-
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     from scifm import pinn
+    from scifm.bench._data import peak_rss_mib
 
     d, n, s = config["dim"], config["batch_size"], config["num_samples"]
     problem = pinn.make_problem(config["pde"], d, key=jax.random.key(0))
@@ -147,7 +146,7 @@ def measure(config: dict) -> dict:
         )
         if name != "iteration":
             out[f"{name}_xla_bytes"] = _xla_bytes(raw[name], model, opt_state, jax.random.key(3))
-    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["peak_rss_bytes"] = peak_rss_mib() * 2**20
     out["ratio"] = out["step_s"] / out["plain_s"]
     out["it_per_s"] = 1.0 / out["iteration_s"]
     return out
