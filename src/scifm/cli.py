@@ -445,6 +445,14 @@ def train(
     ),
     n: int = typer.Option(None, "--n", help="Use only the first N training samples."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and shuffling seed."),
+    finetune: str = typer.Option(
+        "full",
+        "--finetune",
+        help="Fine-tuning strategy with --init: which parameters train, and how (see the README).",
+    ),
+    validate_every: int = typer.Option(
+        1, "--validate-every", help="Validate and save every N epochs (and after the last)."
+    ),
     checkpoint_every: float = typer.Option(
         600.0, "--checkpoint-every", help="Seconds between resumable saves inside an epoch."
     ),
@@ -453,34 +461,15 @@ def train(
 
     Example: scifm train --train poisson.h5 --val poisson_val.h5 --model fno-1m --out runs/p
     """
-    import jax
-
     from scifm import data
-    from scifm import models as models_lib
     from scifm import train as train_lib
 
-    if model is not None:
-        preset = models_lib.get_preset(model)
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
-    in_channels = 1 + train_fields.coefficients.shape[1]
-    if init is not None:
-        start, hyper = train_lib.load(init)
-        if model is not None:
-            train_lib.check_compatible(
-                hyper,
-                width=preset.width,
-                modes=preset.modes,
-                in_channels=in_channels,
-                out_channels=1,
-                source=f"--init {init}",
-            )
-        name = model or hyper.get("preset", "custom")
-    else:
-        preset = preset if model is not None else models_lib.get_preset("fno-1m")
-        name = preset.name
-        net = preset.build(in_channels, 1, key=jax.random.key(seed))
-        start = models_lib.OperatorModel(data.Normalizer.fit(train_fields), net)
+    start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
+    strategy = train_lib.get_strategy(finetune)
+    if init is None and finetune != "full":
+        raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     metadata = {"model": {"preset": name}, "init": init}
     result = train_lib.fit(
         start,
@@ -491,7 +480,9 @@ def train(
         batch_size=batch_size,
         lr=lr,
         loss=loss,
+        strategy=strategy,
         seed=seed,
+        validate_every=validate_every,
         checkpoint_every=checkpoint_every,
         metadata=metadata,
     )

@@ -41,22 +41,23 @@ def bench_step(
     key = jax.random.key(0)
     net = spec.build(7, 1, key=key)
     model = OperatorModel(Normalizer(1.0, np.ones(6)), net)
-    optimizer = make_optimizer(1e-3, 1000)
+    optimizer = make_optimizer()
     opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(net, eqx.is_inexact_array))
+    lr = np.float32(1e-3)
     step = make_train_step(optimizer, get_loss(loss))
     rng = np.random.default_rng(0)
     f = rng.normal(size=(batch, 1, resolution, resolution)).astype(np.float32)
     c = rng.uniform(size=(batch, 6)).astype(np.float32)
     u = rng.normal(size=(batch, 1, resolution, resolution)).astype(np.float32)
     start = time.perf_counter()
-    compiled = step.lower(model, opt_state, f, c, u).compile()
+    compiled = step.lower(model, opt_state, f, c, u, lr).compile()
     compile_seconds = time.perf_counter() - start
-    model, opt_state, value = step(model, opt_state, f, c, u)
+    model, opt_state, value = step(model, opt_state, f, c, u, lr)
     jax.block_until_ready(value)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        model, opt_state, value = step(model, opt_state, f, c, u)
+        model, opt_state, value = step(model, opt_state, f, c, u, lr)
         jax.block_until_ready(value)
         times.append(time.perf_counter() - start)
     row = {

@@ -25,12 +25,7 @@ class FNOPreset:
 
     def build(self, in_channels: int = 7, out_channels: int = 1, *, key) -> FNO:
         """The initialised model (built in one compiled call: eager init compiles per weight)."""
-        make = eqx.filter_jit(
-            lambda k: FNO(
-                in_channels, out_channels, self.width, self.modes, layers=self.layers, key=k
-            )
-        )
-        return make(key)
+        return _build(in_channels, out_channels, self.width, self.modes, self.layers, key)
 
     def parameters(self, in_channels: int = 7, out_channels: int = 1) -> int:
         """Exact parameter count, without allocating the weights."""
@@ -38,6 +33,12 @@ class FNOPreset:
             lambda: self.build(in_channels, out_channels, key=jax.random.key(0))
         )
         return count_parameters(shapes)
+
+
+@eqx.filter_jit
+def _build(in_channels: int, out_channels: int, width: int, modes: int, layers: int, key) -> FNO:
+    # module-level, so repeated builds of one shape (a sweep's scratch runs) compile once
+    return FNO(in_channels, out_channels, width, modes, layers=layers, key=key)
 
 
 PRESETS: dict[str, FNOPreset] = {

@@ -3,6 +3,7 @@
 from scifm.train._checkpoint import check_compatible, load, save
 from scifm.train._fit import (
     TrainingDiverged,
+    cosine_lr,
     errors,
     evaluate,
     fit,
@@ -17,9 +18,17 @@ from scifm.train._losses import (
     relative_l2_per_sample,
     summed_squared_error,
 )
+from scifm.train._start import start_model
+from scifm.train._strategies import STRATEGIES, AbstractStrategy, Full, get_strategy
 
 __all__ = [
     "LOSSES",
+    "STRATEGIES",
+    "AbstractStrategy",
+    "Full",
+    "cosine_lr",
+    "get_strategy",
+    "start_model",
     "TrainingDiverged",
     "check_compatible",
     "errors",

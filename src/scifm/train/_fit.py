@@ -18,6 +18,8 @@ follows the uninterrupted one exactly.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import subprocess
@@ -36,6 +38,9 @@ from scifm.data import FieldSet, epoch_batches
 from scifm.models import OperatorModel, count_parameters
 from scifm.train import _checkpoint
 from scifm.train._losses import get_loss, relative_l2_per_sample
+from scifm.train._strategies import AbstractStrategy, Full
+
+FULL = Full()
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,27 +61,59 @@ def git_revision() -> str | None:
         return None
 
 
-def make_optimizer(lr: float, total_steps: int) -> optax.GradientTransformation:
-    """Adam with a cosine decay of the learning rate over the whole run (the study's setting)."""
-    return optax.adam(optax.cosine_decay_schedule(lr, max(total_steps, 1)))
+def cosine_lr(lr: float, total_steps: int, step: int) -> float:
+    """The study's schedule: ``lr`` decayed to 0 by a half cosine over ``total_steps``."""
+    t = min(max(step, 0), max(total_steps, 1)) / max(total_steps, 1)
+    return 0.5 * lr * (1.0 + math.cos(math.pi * t))
+
+
+def _scale_by_learning_rate_argument() -> optax.GradientTransformationExtraArgs:
+    """Multiply updates by ``-learning_rate``, given at each update as an argument.
+
+    The learning rate is data, not part of the compiled step: one compilation serves a whole
+    learning-rate grid and any schedule.
+    """
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, learning_rate, **extra):
+        return jax.tree.map(lambda g: (-learning_rate * g).astype(g.dtype), updates), state
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def make_optimizer(strategy: AbstractStrategy = FULL) -> optax.GradientTransformation:
+    """Adam, scaled by the ``learning_rate`` passed to each update, wrapped by ``strategy``."""
+    return strategy.wrap(optax.chain(optax.scale_by_adam(), _scale_by_learning_rate_argument()))
 
 
 def make_train_step(optimizer: optax.GradientTransformation, loss_fn):
-    """A pure step ``(model, opt_state, f, c, u) -> (model, opt_state, loss)``; only ``net`` trains."""
+    """A pure step ``(model, opt_state, f, c, u, lr) -> (model, opt_state, loss)``; only ``net`` trains.
+
+    ``lr`` is a scalar array (a Python float would be a compile-time constant).
+    """
 
     @eqx.filter_jit
-    def step(model: OperatorModel, opt_state, f, c, u):
+    def step(model: OperatorModel, opt_state, f, c, u, lr):
         def objective(net):
             pred = jax.vmap(OperatorModel(model.normalizer, net))(f, c)
             return loss_fn(pred, u)
 
         loss, grads = eqx.filter_value_and_grad(objective)(model.net)
         params = eqx.filter(model.net, eqx.is_inexact_array)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, opt_state = optimizer.update(grads, opt_state, params, learning_rate=lr)
         net = eqx.apply_updates(model.net, updates)
         return OperatorModel(model.normalizer, net), opt_state, loss
 
     return step
+
+
+@functools.cache
+def _optimizer_and_step(strategy: AbstractStrategy, loss: str):
+    """One optimizer and compiled step per (strategy, loss): runs in one process share them."""
+    optimizer = make_optimizer(strategy)
+    return optimizer, make_train_step(optimizer, get_loss(loss))
 
 
 @eqx.filter_jit
@@ -144,23 +181,30 @@ def fit(
     batch_size: int = 16,
     lr: float = 1e-3,
     loss: str = "relative_l2",
+    strategy: AbstractStrategy = FULL,
     seed: int = 0,
+    validate_every: int = 1,
     eval_batch_size: int = 32,
     checkpoint_every: float = 600.0,
     metadata: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train ``model.net`` on ``train``, validating on ``val`` every epoch; see the module docstring.
+    """Train ``model.net`` on ``train``, validating on ``val``; see the module docstring.
 
     Args:
-        model: the model to train (its normaliser is kept fixed).
+        model: the model to train (its normaliser is kept fixed); with a fine-tuning
+            ``strategy``, the weights it starts from are the pre-trained ones.
         train, val: training and validation samples.
         out: run directory; an unfinished run there with the same configuration is resumed.
-        epochs, batch_size, lr: Adam with cosine decay over ``epochs * max(1, n // batch_size)`` steps.
+        epochs, batch_size, lr: Adam with the learning rate decayed from ``lr`` to 0 by a half
+            cosine over ``epochs * max(1, n // batch_size)`` steps.
         loss: ``"relative_l2"`` (default) or ``"sse"`` (the reference's summed squared error).
+        strategy: which parameters train and how (:mod:`scifm.train` strategies); default all.
         seed: shuffling seed (the model was initialised by the caller).
-        checkpoint_every: also save the resumable state inside an epoch when this many seconds
-            have passed since the last save (every epoch end is saved regardless).
+        validate_every: validate (and save the resumable state) every this many epochs, and
+            after the last; few-shot runs of many tiny epochs validate less often.
+        checkpoint_every: also save the resumable state between validations when this many
+            seconds have passed since the last save.
         metadata: more entries for config.json (data paths, preset, ...).
 
     Returns:
@@ -175,12 +219,13 @@ def fit(
         ("epochs", epochs),
         ("batch_size", batch_size),
         ("eval_batch_size", eval_batch_size),
+        ("validate_every", validate_every),
     ):
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number, got {lr}")
-    loss_fn = get_loss(loss)
+    get_loss(loss)
     out = Path(out)
     if (out / "result.json").exists():
         raise FileExistsError(f"{out} holds a finished run; choose another --out")
@@ -190,7 +235,9 @@ def fit(
         "batch_size": batch_size,
         "lr": lr,
         "loss": loss,
+        "strategy": {"name": strategy.name, **dataclasses.asdict(strategy)},
         "seed": seed,
+        "validate_every": validate_every,
         "train": train.name,
         "n_train": len(train),
         "val": val.name,
@@ -202,8 +249,10 @@ def fit(
         "git_revision": git_revision(),
     }
     steps_per_epoch = len(epoch_batches(len(train), batch_size, seed, 0))
-    optimizer = make_optimizer(lr, epochs * steps_per_epoch)
-    opt_state = eqx.filter_jit(optimizer.init)(eqx.filter(model.net, eqx.is_inexact_array))
+    total_steps = epochs * steps_per_epoch
+    optimizer, step = _optimizer_and_step(strategy, loss)
+    opt_state = optimizer.init(eqx.filter(model.net, eqx.is_inexact_array))
+    # losses: training losses since the last validation; seconds: training time since then
     state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "seconds": 0.0}
 
     if (out / "config.json").exists():
@@ -225,7 +274,7 @@ def fit(
     else:
         out.mkdir(parents=True, exist_ok=True)
         _checkpoint.atomic_write_text(out / "config.json", json.dumps(config, indent=2))
-    # metrics written after the last saved state belong to an epoch that will be redone
+    # metrics written after the last saved state belong to epochs that will be redone
     metrics = [m for m in _read_jsonl(out / "metrics.jsonl") if m["epoch"] <= state["epoch"]]
     _checkpoint.atomic_write_text(
         out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics)
@@ -237,16 +286,15 @@ def fit(
     if sharding is not None:
         model = eqx.filter_shard(model, sharding[1])
         opt_state = eqx.filter_shard(opt_state, sharding[1])
-    step = make_train_step(optimizer, loss_fn)
     done_steps = state["epoch"] * steps_per_epoch + state.get("step_in_epoch", 0)
-    bar = _progress(progress, epochs * steps_per_epoch, done_steps)
+    bar = _progress(progress, total_steps, done_steps)
+    losses = state.pop("losses", [])
+    train_seconds = state.pop("train_seconds", 0.0)
+    block_start = time.perf_counter() - state.pop("block_seconds", 0.0)
+    saved = time.perf_counter()
     try:
         for epoch in range(state["epoch"] + 1, epochs + 1):
-            start = time.perf_counter()
             done = state.pop("step_in_epoch", 0)  # batches of this epoch already taken (resumed)
-            losses = state.pop("epoch_losses", [])
-            train_seconds = state.pop("epoch_seconds", 0.0)
-            saved = time.perf_counter()
             for k, index in enumerate(epoch_batches(len(train), batch_size, seed, epoch)):
                 if k < done:
                     continue
@@ -254,7 +302,9 @@ def fit(
                 f, c, u = train.take(index)
                 if sharding is not None:
                     f, c, u = (jax.device_put(a, sharding[0]) for a in (f, c, u))
-                model, opt_state, value = step(model, opt_state, f, c, u)
+                at = (epoch - 1) * steps_per_epoch + k
+                rate = np.float32(cosine_lr(lr, total_steps, at))
+                model, opt_state, value = step(model, opt_state, f, c, u, rate)
                 value = float(value)
                 if not math.isfinite(value):
                     raise TrainingDiverged(
@@ -264,25 +314,30 @@ def fit(
                 losses.append(value)
                 train_seconds += time.perf_counter() - tic
                 bar.advance(len(index), value)
-                if time.perf_counter() - saved >= checkpoint_every and k + 1 < steps_per_epoch:
+                if time.perf_counter() - saved >= checkpoint_every and at + 1 < total_steps:
                     mid = {
                         **state,
-                        "step_in_epoch": k + 1,
-                        "epoch_losses": losses,
-                        "epoch_seconds": train_seconds,
+                        "epoch": epoch - 1 if k + 1 < steps_per_epoch else epoch,
+                        "step_in_epoch": (k + 1) % steps_per_epoch,
+                        "losses": losses,
+                        "train_seconds": train_seconds,
+                        "block_seconds": time.perf_counter() - block_start,
                     }
                     _save_state(out, model, opt_state, mid)
                     saved = time.perf_counter()
+            if epoch % validate_every and epoch != epochs:
+                continue
             val_errors = errors(model, val, eval_batch_size)
+            seconds = time.perf_counter() - block_start
             record = {
                 "epoch": epoch,
                 "step": epoch * steps_per_epoch,
                 "train_loss": float(np.mean(losses)),
                 "val_rel_l2": float(np.mean(val_errors)),
                 "val_rel_l2_std": float(np.std(val_errors)),
-                "lr": float(optimizer_lr(lr, epochs * steps_per_epoch, epoch * steps_per_epoch)),
-                "epoch_seconds": time.perf_counter() - start,
-                "samples_per_s": steps_per_epoch
+                "lr": cosine_lr(lr, total_steps, epoch * steps_per_epoch),
+                "seconds": seconds,
+                "samples_per_s": len(losses)
                 * min(batch_size, len(train))
                 / max(train_seconds, 1e-9),
             }
@@ -292,16 +347,18 @@ def fit(
                 state.update(best_val=record["val_rel_l2"], best_epoch=epoch)
                 _checkpoint.save(out, model, **(metadata or {}).get("model", {}))
             state["epoch"] = epoch
-            state["seconds"] += record["epoch_seconds"]
+            state["seconds"] += seconds
             _save_state(out, model, opt_state, state)
             bar.epoch(epoch, record["val_rel_l2"])
+            losses, train_seconds, block_start = [], 0.0, time.perf_counter()
+            saved = time.perf_counter()
     finally:
         bar.close()
     result = {
         "best_epoch": state["best_epoch"],
         "best_val_rel_l2": state["best_val"],
         "epochs": epochs,
-        "steps": epochs * steps_per_epoch,
+        "steps": total_steps,
         "train_seconds": state["seconds"],
         "parameters": count_parameters(model.net),
     }
@@ -332,11 +389,6 @@ def _load_state(out: Path, model, opt_state):
     state = json.loads((out / "state.json").read_text())
     model, opt_state = eqx.tree_deserialise_leaves(out / state.pop("weights"), (model, opt_state))
     return model, opt_state, state
-
-
-def optimizer_lr(lr: float, total_steps: int, step: int) -> float:
-    """The learning rate of :func:`make_optimizer` at ``step``."""
-    return float(optax.cosine_decay_schedule(lr, max(total_steps, 1))(step))
 
 
 class _progress:
