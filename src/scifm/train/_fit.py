@@ -187,7 +187,7 @@ def fit(
     eval_batch_size: int = 32,
     checkpoint_every: float = 600.0,
     metadata: dict[str, Any] | None = None,
-    progress: bool = True,
+    progress=True,
 ) -> dict:
     """Train ``model.net`` on ``train``, validating on ``val``; see the module docstring.
 
@@ -206,6 +206,8 @@ def fit(
         checkpoint_every: also save the resumable state between validations when this many
             seconds have passed since the last save.
         metadata: more entries for config.json (data paths, preset, ...).
+        progress: show a progress bar (bool), or a factory ``(total_steps, done_steps) -> bar``
+            of an object with ``advance(samples, loss)``, ``epoch(epoch, val)`` and ``close()``.
 
     Returns:
         The contents of result.json.
@@ -287,7 +289,10 @@ def fit(
         model = eqx.filter_shard(model, sharding[1])
         opt_state = eqx.filter_shard(opt_state, sharding[1])
     done_steps = state["epoch"] * steps_per_epoch + state.get("step_in_epoch", 0)
-    bar = _progress(progress, total_steps, done_steps)
+    if callable(progress):  # a factory of a caller's bar (e.g. a sweep's display)
+        bar = progress(total_steps, done_steps)
+    else:
+        bar = _progress(progress, total_steps, done_steps)
     losses = state.pop("losses", [])
     train_seconds = state.pop("train_seconds", 0.0)
     block_start = time.perf_counter() - state.pop("block_seconds", 0.0)

@@ -23,7 +23,9 @@ def start_model(
     """The initial model and its preset name.
 
     With ``init`` (a run directory or checkpoint), its weights *and* normaliser: a fine-tuned
-    model sees inputs scaled as in pre-training. ``preset``, if also given, must match them.
+    model sees inputs scaled as in pre-training; only the scale of a coefficient that the
+    pre-training data never had (e.g. velocity after Poisson + Helmholtz) is fitted on
+    ``train`` (:meth:`scifm.data.Normalizer.complete`). ``preset``, if also given, must match them.
     Without, the ``preset`` (default fno-1m) initialised from ``seed``, with a normaliser fitted
     to ``train``.
 
@@ -43,6 +45,8 @@ def start_model(
             out_channels=1,
             source=f"--init {init}",
         )
+        # terms the pre-training data never had take their input scale from this data
+        model = OperatorModel(model.normalizer.complete(train), model.net)
         return model, preset or hyper.get("preset", "custom")
     spec = spec or get_preset(DEFAULT_PRESET)
     net = spec.build(in_channels, 1, key=jax.random.key(seed))

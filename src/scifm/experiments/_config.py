@@ -1,0 +1,339 @@
+"""Typed study configurations: a base plus overrides, read from TOML, saved as JSON.
+
+A study file is TOML whose keys are the fields of :class:`Study` (tables for ``pretrain`` and
+each task). It may start from another with ``base = "NAME or path"``: the base is read first
+and the file's keys override it, table by table. Command-line overrides (``--set
+pretrain.epochs=5``) apply last. Unknown keys, presets, systems, strategies and task names are
+refused with one line that names the valid choices. The resolved study is saved with the sweep
+(``study.json``) and reloads to an equal object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scifm import pdes
+from scifm.models import get_preset
+from scifm.train import get_loss, get_strategy
+
+METHODS = ("zero-shot", "scratch", "finetune")
+SPLITS = ("pretrain", "train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One family of problems: a system and its parameter ranges (``options``), with a label."""
+
+    system: str
+    options: dict[str, Any] = field(default_factory=dict)
+    shift: str = ""
+
+    def build(self) -> pdes.AbstractPDESystem:
+        """The PDE system; a wrong option names the valid ones."""
+        cls = pdes.SYSTEMS.get(self.system)
+        if cls is None:
+            raise ValueError(
+                f"unknown system {self.system!r}; valid systems: {', '.join(pdes.SYSTEMS)}"
+            )
+        valid = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+        unknown = sorted(set(self.options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown option {unknown[0]!r} for system {self.system}; valid options: "
+                f"{', '.join(valid)}"
+            )
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in self.options.items()}
+        return cls(**options)
+
+    def label(self) -> str:
+        ranges = ", ".join(f"{k} {lo:g}-{hi:g}" for k, (lo, hi) in self.build().ranges().items())
+        return f"{self.system} ({ranges})"
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """Pre-training on one task or a mixture: ``n`` samples split by ``proportions``."""
+
+    tasks: tuple[str, ...]
+    proportions: tuple[float, ...] = ()
+    n: int = 1024
+    n_val: int = 64
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+
+    def counts(self) -> dict[str, int]:
+        """Training samples per task; rounding goes to the first tasks."""
+        p = self.proportions or (1.0,) * len(self.tasks)
+        total = sum(p)
+        counts = [int(self.n * w / total) for w in p]
+        for i in range(self.n - sum(counts)):
+            counts[i % len(counts)] += 1
+        return dict(zip(self.tasks, counts, strict=True))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A transfer study: pre-train, then fine-tune / train from scratch / evaluate zero-shot.
+
+    For every preset, downstream task, ``n`` in ``n_values`` and learning rate in ``lr_grid``,
+    each method in ``methods`` is one run; every downstream run takes ``steps`` optimizer steps
+    of ``batch_size`` (capped at ``n``), whatever ``n`` and the method, and the learning rate of
+    each (method, n) is picked by validation error.
+    """
+
+    name: str
+    tasks: dict[str, Task]
+    pretrain: Pretrain
+    downstream: tuple[str, ...]
+    presets: tuple[str, ...] = ("fno-64k",)
+    resolution: int = 64
+    seed: int = 0
+    n_values: tuple[int, ...] = (8, 32, 128, 512)
+    methods: tuple[str, ...] = METHODS
+    strategies: tuple[str, ...] = ("full",)
+    lr_grid: tuple[float, ...] = (1e-3,)
+    steps: int = 500
+    batch_size: int = 16
+    validations: int = 10
+    n_val: int = 64
+    n_test: int = 256
+    loss: str = "relative_l2"
+    slurm: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_name("name", self.name)
+        if not self.tasks:
+            raise ValueError("tasks: define at least one task")
+        for name, task in self.tasks.items():
+            _check_name(f"task name {name!r}", name)
+            try:
+                task.build()
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"tasks.{name}: {e}") from None
+        for where, names in (
+            ("pretrain.tasks", self.pretrain.tasks),
+            ("downstream", self.downstream),
+        ):
+            if not names:
+                raise ValueError(f"{where}: name at least one task")
+            for name in names:
+                if name not in self.tasks:
+                    raise ValueError(
+                        f"{where}: unknown task {name!r}; defined tasks: {', '.join(self.tasks)}"
+                    )
+        p = self.pretrain
+        if p.proportions and (len(p.proportions) != len(p.tasks) or min(p.proportions) <= 0):
+            raise ValueError(
+                f"pretrain.proportions must be {len(p.tasks)} positive numbers (one per task), "
+                f"got {list(p.proportions)}"
+            )
+        if min(p.counts().values()) < 1:
+            raise ValueError(f"pretrain.n = {p.n} leaves a task without samples")
+        for preset in self.presets:
+            spec = get_preset(preset)
+            if self.resolution < 2 * spec.modes:
+                raise ValueError(
+                    f"preset {preset} keeps {spec.modes} modes; it needs resolution >= "
+                    f"{2 * spec.modes}, got {self.resolution}"
+                )
+        if not self.presets:
+            raise ValueError("presets: name at least one preset")
+        for method in self.methods:
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        for strategy in self.strategies:
+            get_strategy(strategy)
+        get_loss(self.loss)
+        for name, value in (
+            ("resolution", self.resolution),
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("validations", self.validations),
+            ("n_val", self.n_val),
+            ("n_test", self.n_test),
+            ("pretrain.n", p.n),
+            ("pretrain.n_val", p.n_val),
+            ("pretrain.epochs", p.epochs),
+            ("pretrain.batch_size", p.batch_size),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if not self.n_values or min(self.n_values) < 1:
+            raise ValueError(f"n_values must be positive integers, got {list(self.n_values)}")
+        if not self.lr_grid or min(self.lr_grid) <= 0 or p.lr <= 0:
+            raise ValueError("learning rates (lr_grid, pretrain.lr) must be positive")
+
+    # -- files -----------------------------------------------------------------------------------
+    def data_seed(self, task: str, split: str) -> int:
+        """A distinct, stable seed for each (task, split): no two files share sources."""
+        return (self.seed * 1_000_003 + zlib.crc32(f"{task}/{split}".encode())) % 2**31
+
+    def data_files(self) -> dict[tuple[str, str], int]:
+        """Every dataset the study needs, as ``(task, split) -> number of samples``."""
+        files = {}
+        for task, count in self.pretrain.counts().items():
+            files[(task, "pretrain")] = count
+            files[(task, "val")] = max(self.pretrain.n_val, files.get((task, "val"), 0))
+            files[(task, "test")] = self.n_test
+        for task in self.downstream:
+            files[(task, "train")] = max(self.n_values)
+            files[(task, "val")] = max(self.n_val, files.get((task, "val"), 0))
+            files[(task, "test")] = self.n_test
+        return files
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = _plain(dataclasses.asdict(self))
+        d["tasks"] = {
+            name: {"system": t.system, "shift": t.shift, **_plain(t.options)}
+            for name, t in self.tasks.items()
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Study:
+        return _build(cls, data, "")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise ValueError(f"{what} may use only letters, digits, '-', '_' and '.', got {name!r}")
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls, data, where: str):
+    """``cls(**data)``, strictly typed; errors name the key and the valid keys."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where.rstrip('.') or 'the study'} must be a table, got {data!r}")
+    if cls is Task:
+        data = {
+            "system": data.get("system"),
+            "shift": data.get("shift", ""),
+            "options": {k: v for k, v in data.items() if k not in ("system", "shift")},
+        }
+        if data["system"] is None:
+            raise ValueError(f"{where.rstrip('.')}: a task needs a 'system' key")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown key '{where}{unknown[0]}'; valid keys: {', '.join(fields)}")
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ValueError(f"missing key '{where}{missing[0]}'")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()})
+
+
+def _coerce(kind, value, where: str):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, where + ".")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(args[0], v, where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a table, got {value!r}")
+        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if kind is Any:
+        return value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, str, bool) and type(value) is kind:
+        return value
+    raise ValueError(f"{where} must be {kind.__name__}, got {value!r}")
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def builtin_studies() -> list[str]:
+    """Names of the studies shipped with scifm (``scifm sweep NAME``)."""
+    folder = resources.files("scifm.experiments") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(source: str | Path, seen: tuple = ()) -> dict:
+    path = Path(source)
+    if path.suffix != ".toml" or not path.exists():
+        if str(source) not in builtin_studies():
+            raise ValueError(
+                f"no study file {source}; give a .toml path or one of: {', '.join(builtin_studies())}"
+            )
+        path = Path(str(resources.files("scifm.experiments") / "configs" / f"{source}.toml"))
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: circular 'base'")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: base must be a study name or path, got {base!r}")
+    candidate = path.parent / base
+    base_source = candidate if candidate.suffix == ".toml" and candidate.exists() else base
+    return _merge(_read_toml(base_source, (*seen, path.resolve())), data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"pretrain.epochs=5"`` -> (["pretrain", "epochs"], 5); values are TOML (bare words: strings)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override must look like key.sub=value, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.strip().split("."), parsed
+
+
+def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Study:
+    """Read a study (TOML path or shipped name, with its ``base``), apply ``overrides``, check it.
+
+    Raises:
+        ValueError: unreadable file, unknown key/preset/system/task/strategy, bad value.
+    """
+    path = Path(source)
+    data = json.loads(path.read_text()) if path.suffix == ".json" else _read_toml(source)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {text!r}: {k} is not a table")
+        node[keys[-1]] = value
+    return Study.from_dict(data)
