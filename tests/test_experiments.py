@@ -29,6 +29,7 @@ TINY = [
     "pretrain.n=32",
     "pretrain.n_val=8",
     "pretrain.epochs=2",
+    'strategies=["full"]',
 ]
 
 
@@ -112,6 +113,12 @@ def test_data_saving_interpolates_log_log():
     assert s["saving"] is None and s["finetune_at_n_max"] == 0.2
 
 
+def test_harmonic_score():
+    assert experiments.harmonic_score(0.2, 0.2) == pytest.approx(0.8)
+    assert experiments.harmonic_score(0.5, 0.0) == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert experiments.harmonic_score(1.3, 0.1) == 0.0  # worse than predicting zero downstream
+
+
 # -- mixtures of data ----------------------------------------------------------------------------------
 def test_concatenated_fields_in_memory_and_lazy_agree(tmp_path):
     a = data.generate(pdes.Poisson(), 6, 16, 0, tmp_path / "a.h5")
@@ -157,21 +164,27 @@ def test_normaliser_of_a_mixture_uses_the_typical_nonzero_magnitude(tmp_path):
 
 
 # -- sweeps end to end ---------------------------------------------------------------------------------
+def _typed(rows):
+    return [{**r, "selected": r["selected"] == "True"} for r in rows]
+
+
 def _tiny(extra=()):
     return load_study("demo", [*TINY, *extra])
 
 
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end(tmp_path):
-    study = _tiny()
+    study = _tiny(['strategies=["full", "spider"]'])
     report = experiments.sweep(study, tmp_path / "s", progress=False)
     rows = experiments.read_csv(tmp_path / "s" / "results.csv")
-    # zero-shot, then (scratch, fine-tune) x n in {4, 8} x lr in {1e-3, 3e-3}
-    assert len(rows) == 1 + 2 * 2 * 2
+    # zero-shot, then (scratch, fine-tune full, fine-tune spider) x n in {4, 8} x lr in {1e-3, 3e-3}
+    assert len(rows) == 1 + 3 * 2 * 2
     assert [r["method"] for r in rows].count("zero-shot") == 1
-    for method in ("scratch", "finetune"):
+    for method, strategy in (("scratch", ""), ("finetune", "full"), ("finetune", "spider")):
         for n in ("4", "8"):
-            group = [r for r in rows if r["method"] == method and r["n"] == n]
+            group = [
+                r for r in rows if (r["method"], r["strategy"], r["n"]) == (method, strategy, n)
+            ]
             assert len(group) == 2 and [r["selected"] for r in group].count("True") == 1
             best = min(group, key=lambda r: float(r["val_rel_l2"]))
             assert best["selected"] == "True"
@@ -184,7 +197,15 @@ def test_tiny_sweep_end_to_end(tmp_path):
     assert all(int(r["steps"]) >= 6 for r in rows if r["method"] != "zero-shot")
     text = report.read_text()
     assert "## Headline" in text and "![error vs n](error_vs_n.png)" in text
-    assert (tmp_path / "s" / "error_vs_n.png").stat().st_size > 10_000
+    assert "![forgetting](forgetting.png)" in text and "| spider |" in text
+    for png in ("error_vs_n.png", "forgetting.png", "data/poisson-ood.png"):
+        assert (tmp_path / "s" / png).stat().st_size > 10_000, png
+    # the forgetting table: one line per selected fine-tuned row, changes against zero-shot
+    f = experiments.forgetting(study, experiments.rows_from_points(study, []) or _typed(rows))
+    assert len(f) == 4 and {x["strategy"] for x in f} == {"full", "spider"}
+    zero = next(r for r in rows if r["method"] == "zero-shot")
+    for x in f:
+        assert x["retained_change"] == pytest.approx(x["retained"] - float(zero["retained_rel_l2"]))
     assert json.loads((tmp_path / "s" / "study.json").read_text()) == study.to_dict()
     # the same sweep again does nothing new and gives the same table; another study is refused
     before = (tmp_path / "s" / "results.csv").read_text()
@@ -224,17 +245,19 @@ def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor, jobs", [("local", 2), ("submitit-local", 1)])
-def test_parallel_executors_give_the_inline_results(executor, jobs, tmp_path):
+def test_parallel_executors_give_the_inline_results(tmp_path):
+    # all through the CLI, so all run without the test suite's float64 mode
     extra = ['methods=["scratch", "finetune"]', "n_values=[4]", "lr_grid=[1e-3]"]
-    study = _tiny(extra)
-    experiments.sweep(study, tmp_path / "inline", progress=False)
-    experiments.sweep(study, tmp_path / "other", executor=executor, jobs=jobs, progress=False)
+    sets = sum((["--set", o] for o in [*TINY, *extra]), [])
+    runs = {"inline": [], "local": ["--jobs", "2"], "submitit": ["--executor", "submitit-local"]}
+    for name, flags in runs.items():
+        r = scifm("sweep", "demo", *sets, "--out", str(tmp_path / name), *flags)
+        assert r.returncode == 0, r.stderr
     a = experiments.read_csv(tmp_path / "inline" / "results.csv")
-    b = experiments.read_csv(tmp_path / "other" / "results.csv")
-    assert len(a) == len(b) == 2
-    for x, y in zip(a, b, strict=True):
-        assert x["run"] == y["run"]
-        assert math.isclose(float(x["test_rel_l2"]), float(y["test_rel_l2"]), rel_tol=1e-5)
-    if executor == "submitit-local":
-        assert any((tmp_path / "other" / "submitit").iterdir())  # the jobs went through submitit
+    for name in ("local", "submitit"):
+        b = experiments.read_csv(tmp_path / name / "results.csv")
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b, strict=True):
+            assert x["run"] == y["run"]
+            assert math.isclose(float(x["test_rel_l2"]), float(y["test_rel_l2"]), rel_tol=1e-5)
+    assert any((tmp_path / "submitit" / "submitit").iterdir())  # the jobs went through submitit

@@ -448,7 +448,7 @@ def train(
     finetune: str = typer.Option(
         "full",
         "--finetune",
-        help="Fine-tuning strategy with --init: which parameters train, and how (see the README).",
+        help="Fine-tuning strategy with --init: full, last (projection only), magnitude (largest half of each tensor fixed), l2sp (pull to the pre-trained weights), spider (importance-aware).",
     ),
     validate_every: int = typer.Option(
         1, "--validate-every", help="Validate and save every N epochs (and after the last)."
@@ -464,12 +464,12 @@ def train(
     from scifm import data
     from scifm import train as train_lib
 
+    strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
+    if init is None and finetune != "full":
+        raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
     start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
-    strategy = train_lib.get_strategy(finetune)
-    if init is None and finetune != "full":
-        raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     metadata = {"model": {"preset": name}, "init": init}
     result = train_lib.fit(
         start,

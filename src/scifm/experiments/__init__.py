@@ -2,7 +2,14 @@
 
 from scifm.experiments._config import METHODS, Pretrain, Study, Task, builtin_studies, load_study
 from scifm.experiments._demo import run_demo
-from scifm.experiments._report import data_saving, headline, read_csv, rows_from_points
+from scifm.experiments._report import (
+    data_saving,
+    forgetting,
+    harmonic_score,
+    headline,
+    read_csv,
+    rows_from_points,
+)
 from scifm.experiments._sweep import EXECUTORS, Point, execute, plan, prepare, run_point, sweep
 
 __all__ = [
@@ -15,6 +22,8 @@ __all__ = [
     "builtin_studies",
     "data_saving",
     "execute",
+    "forgetting",
+    "harmonic_score",
     "headline",
     "load_study",
     "plan",

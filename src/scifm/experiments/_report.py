@@ -205,6 +205,123 @@ def data_saving(scratch: list[tuple], finetune: list[tuple]) -> dict | None:
     return out
 
 
+def harmonic_score(downstream: float, retained: float) -> float:
+    """The combined forgetting score: harmonic mean of ``1 - E`` downstream and retained.
+
+    ``E`` are mean relative L2 errors (1 = predicting zero), each floored at 0 accuracy. It is
+    high only when the model both specialises (low downstream error) and still solves the
+    pre-training tasks (low retained error); one of them at E >= 1 gives 0.
+    """
+    a, b = max(0.0, 1 - downstream), max(0.0, 1 - retained)
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def forgetting(study: Study, rows: list[dict]) -> list[dict]:
+    """Per fine-tuned (selected) row: downstream and retained errors, their change from the
+    pre-trained model (zero-shot), and :func:`harmonic_score`."""
+    zero = {
+        (r["preset"], r["task"]): r
+        for r in rows
+        if r["method"] == "zero-shot" and r.get("retained_rel_l2", "") != ""
+    }
+    out = []
+    for r in rows:
+        if r["method"] != "finetune" or not r["selected"] or r.get("retained_rel_l2", "") == "":
+            continue
+        z = zero.get((r["preset"], r["task"]))
+        ds, kept = float(r["test_rel_l2"]), float(r["retained_rel_l2"])
+        out.append(
+            {
+                "preset": r["preset"],
+                "task": r["task"],
+                "strategy": r["strategy"],
+                "n": int(r["n"]),
+                "downstream": ds,
+                "retained": kept,
+                "downstream_change": None if z is None else ds - float(z["test_rel_l2"]),
+                "retained_change": None if z is None else kept - float(z["retained_rel_l2"]),
+                "score": harmonic_score(ds, kept),
+            }
+        )
+    return sorted(out, key=lambda f: (f["preset"], f["task"], f["n"], f["strategy"]))
+
+
+def plot_forgetting(study: Study, rows: list[dict], path: Path) -> Path | None:
+    """Downstream error against retained (pre-training) error, per strategy, labelled by n."""
+    points = forgetting(study, rows)
+    if not points:
+        return None
+    plt = _pyplot()
+    nr, nc = len(study.presets), len(study.downstream)
+    fig, axes = plt.subplots(nr, nc, figsize=(4.4 * nc, 3.6 * nr), squeeze=False)
+    strategies = list(dict.fromkeys(f["strategy"] for f in points))
+    zero = {(r["preset"], r["task"]): r for r in rows if r["method"] == "zero-shot"}
+    for i, preset in enumerate(study.presets):
+        for j, task in enumerate(study.downstream):
+            ax = axes[i][j]
+            for k, strategy in enumerate(strategies):
+                pts = [
+                    f
+                    for f in points
+                    if (f["preset"], f["task"], f["strategy"]) == (preset, task, strategy)
+                ]
+                if not pts:
+                    continue
+                ax.plot(
+                    [f["retained"] for f in pts],
+                    [f["downstream"] for f in pts],
+                    "-o",
+                    color=f"C{k + 1}",
+                    ms=4,
+                    label=strategy,
+                )
+                for f in pts:
+                    ax.annotate(
+                        str(f["n"]),
+                        (f["retained"], f["downstream"]),
+                        fontsize=6,
+                        xytext=(3, 2),
+                        textcoords="offset points",
+                    )
+            z = zero.get((preset, task))
+            if z is not None and z.get("retained_rel_l2", "") != "":
+                ax.plot(
+                    float(z["retained_rel_l2"]),
+                    float(z["test_rel_l2"]),
+                    "k*",
+                    ms=9,
+                    label="pre-trained",
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_title(f"{preset} · {task}", fontsize=9)
+            ax.set_xlabel("error on pre-training tasks (retained)")
+            if j == 0:
+                ax.set_ylabel("downstream test error")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def forgetting_table(study: Study, rows: list[dict]) -> list[str]:
+    points = forgetting(study, rows)
+    if not points:
+        return []
+    md = [
+        "| preset | task | n | strategy | downstream error | change | retained error | change | score |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    sign = lambda x: "—" if x is None else f"{x:+.3g}"  # noqa: E731
+    for f in points:
+        md.append(
+            f"| {f['preset']} | {f['task']} | {f['n']} | {f['strategy']} | {f['downstream']:.3g} "
+            f"| {sign(f['downstream_change'])} | {f['retained']:.3g} | {sign(f['retained_change'])} "
+            f"| {f['score']:.3f} |"
+        )
+    return md
+
+
 # -- plots and report ------------------------------------------------------------------------------
 def _pyplot():
     import matplotlib
@@ -417,6 +534,7 @@ def write_report(
                 data.plot_samples(ds, picture, count=3)
     plot_error_vs_n(study, rows, sweep / "error_vs_n.png")
     size_plot = plot_saving_vs_size(study, rows, sweep / "gain_vs_size.png")
+    forgetting_plot = plot_forgetting(study, rows, sweep / "forgetting.png")
     lines = headline(study, rows)
     pre = study.pretrain
     counts = ", ".join(f"{study.tasks[t].label()}: {c}" for t, c in pre.counts().items())
@@ -461,6 +579,22 @@ def write_report(
     ]
     if size_plot is not None:
         md += ["## Gain against model size", "", "![gain vs size](gain_vs_size.png)", ""]
+    if forgetting_plot is not None:
+        md += [
+            "## Forgetting: what fine-tuning keeps of pre-training",
+            "",
+            "Every fine-tuned model is also tested on the pre-training tasks. *Retained error* is "
+            f"its mean test error over {', '.join(pre.tasks)}; *change* is against the "
+            "pre-trained model (negative is better). *Score* = harmonic mean of (1 - downstream "
+            "error) and (1 - retained error), each floored at 0: high only when the model "
+            "both specialises and remembers. The learning rate is still chosen by downstream "
+            "validation error alone.",
+            "",
+            "![forgetting](forgetting.png)",
+            "",
+            *forgetting_table(study, rows),
+            "",
+        ]
     md += [
         "## The data (test examples of each task)",
         "",

@@ -19,13 +19,26 @@ from scifm.train._losses import (
     summed_squared_error,
 )
 from scifm.train._start import start_model
-from scifm.train._strategies import STRATEGIES, AbstractStrategy, Full, get_strategy
+from scifm.train._strategies import (
+    L2SP,
+    STRATEGIES,
+    AbstractStrategy,
+    Full,
+    Last,
+    Magnitude,
+    Spider,
+    get_strategy,
+)
 
 __all__ = [
     "LOSSES",
     "STRATEGIES",
     "AbstractStrategy",
     "Full",
+    "L2SP",
+    "Last",
+    "Magnitude",
+    "Spider",
     "cosine_lr",
     "get_strategy",
     "start_model",
