@@ -521,6 +521,44 @@ def evaluate(
     print(f"wrote {path}")
 
 
+@bench_app.command("finetune")
+def bench_finetune(
+    model: str = typer.Option("fno-1m", "--model", help="FNO preset."),
+    resolution: int = typer.Option(64, "--resolution", help="Grid points per side."),
+    batch: int = typer.Option(16, "--batch", help="Samples per step."),
+    steps: int = typer.Option(10, "--steps", help="Timed steps after compilation (median)."),
+    out: str = typer.Option("benchmarks/results/finetune.json", "--out", help="JSON results file."),
+):
+    """Cost of each fine-tuning strategy: step time and XLA peak memory against full fine-tuning."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scifm import bench
+    from scifm.models import get_preset
+
+    get_preset(model)
+    result = bench.bench_finetune(model, resolution, batch, steps=steps, report=lambda r: None)
+    table = Table(
+        "strategy",
+        "s/step",
+        "x full",
+        "peak MiB",
+        "x full",
+        title=f"{model} at {resolution}x{resolution}, batch {batch}",
+    )
+    for r in result["rows"]:
+        table.add_row(
+            r["strategy"],
+            f"{r['step_seconds']:.4f}",
+            f"{r.get('time_vs_full', float('nan')):.3f}",
+            f"{r['xla_peak_mib']:.0f}" if r["xla_peak_mib"] else "-",
+            f"{r['memory_vs_full']:.3f}" if r.get("memory_vs_full") else "-",
+        )
+    Console(width=120).print(table)
+    bench.write_json(result, out)
+    print(f"wrote {out}")
+
+
 @bench_app.command("fno")
 def bench_fno(
     presets: str = typer.Option("all", "--presets", help="Comma-separated presets, or all."),

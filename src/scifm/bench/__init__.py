@@ -8,6 +8,7 @@ from scifm.bench._data import bench_data, machine, peak_rss_mib, write_json
 
 __all__ = [
     "bench_data",
+    "bench_finetune",
     "bench_fno",
     "bench_pinn",
     "bench_step",
@@ -16,7 +17,7 @@ __all__ = [
     "write_json",
 ]
 
-_LAZY = {"bench_fno": "_fno", "bench_step": "_fno", "bench_pinn": "_pinn"}
+_LAZY = {"bench_finetune": "_fno", "bench_fno": "_fno", "bench_step": "_fno", "bench_pinn": "_pinn"}
 
 
 def __getattr__(name: str):
