@@ -215,6 +215,16 @@ def test_tiny_sweep_end_to_end(tmp_path):
     assert strip(before) == strip(after)
     with pytest.raises(ValueError, match="holds another study .*steps"):
         experiments.sweep(_tiny(["steps=7"]), tmp_path / "s", progress=False)
+    with pytest.raises(ValueError, match="n_values up to 16 need another --out"):
+        experiments.sweep(_tiny(["n_values=[4, 16]"]), tmp_path / "s", progress=False)
+    # extending the grid with a strategy keeps every finished point and adds the new ones
+    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").glob("runs/**/point.json")}
+    wider = _tiny(['strategies=["full", "spider", "magnitude"]'])
+    experiments.sweep(wider, tmp_path / "s", progress=False)
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())
+    rows = experiments.read_csv(tmp_path / "s" / "results.csv")
+    assert len(rows) == 1 + 4 * 2 * 2 and "| magnitude |" in report.read_text()
+    assert json.loads((tmp_path / "s" / "study.json").read_text()) == wider.to_dict()
 
 
 @pytest.mark.slow

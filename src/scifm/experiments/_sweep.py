@@ -31,6 +31,9 @@ from scifm.experiments._config import Study
 from scifm.train import _checkpoint
 
 EXECUTORS = ("local", "slurm", "submitit-local")
+# keys a rerun may change in an existing sweep: they only add or drop points, each of which
+# has its own directory (n_values may not grow beyond the downstream training sets)
+EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ def data_path(sweep: Path, task: str, split: str) -> Path:
 def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | None = None) -> Path:
     """Create (or reopen) the sweep directory and generate the datasets it lacks.
 
+    Reopening with a study that differs only in :data:`EXTENSIBLE` keys (more strategies, a
+    wider learning-rate grid, another preset, ...) extends the sweep: finished points are
+    kept, and ``study.json`` becomes the new study.
+
     Raises:
         ValueError: ``sweep`` holds another study, or is a non-empty directory of something else.
     """
@@ -93,11 +100,19 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
     if saved.exists():
         old = json.loads(saved.read_text())
         new = study.to_dict()
-        if old != new:
-            keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        fixed = [k for k in keys if k not in EXTENSIBLE]
+        if fixed:
             raise ValueError(
-                f"{sweep} holds another study (differs in {', '.join(keys)}); choose another --out"
+                f"{sweep} holds another study (differs in {', '.join(fixed)}); choose another --out"
             )
+        if max(study.n_values) > max(old["n_values"]):
+            raise ValueError(
+                f"{sweep} has downstream training sets of {max(old['n_values'])} samples; "
+                f"n_values up to {max(study.n_values)} need another --out"
+            )
+        if keys:  # a grid extended (or narrowed): finished points are kept, new ones run
+            _checkpoint.atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
     elif sweep.exists() and any(sweep.iterdir()):
         raise ValueError(f"{sweep} exists and is not a scifm sweep; choose another --out")
     else:
