@@ -36,6 +36,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/scifm bench data --out benchmarks/results/data.json
 	$(BIN)/scifm bench fno --out benchmarks/results/fno.json
+	$(BIN)/scifm bench finetune --model fno-1m --resolution 64 --out benchmarks/results/finetune.json
 	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json
 
 clean:
