@@ -184,6 +184,10 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
             init = sweep / Point("pretrain", p.preset).directory
             if not (init / "point.json").exists():
                 raise RuntimeError(f"{p.describe()}: the pre-trained model {init} is not finished")
+            if json.loads((init / "point.json").read_text())["status"] != "ok":
+                raise RuntimeError(
+                    f"{p.describe()}: pre-training {init} diverged; lower pretrain.lr in a new sweep"
+                )
             evaluate_on = [p.task, *study.pretrain.tasks]  # forgetting: the pre-training tasks too
             strategy = p.strategy
         model, _ = start_model(train, preset=p.preset, init=init, seed=study.seed)
