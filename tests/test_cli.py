@@ -148,13 +148,15 @@ def test_sigkill_mid_generation_leaves_no_complete_file_and_resumes(tmp_path):
         np.testing.assert_array_equal(a.coefficients, b.coefficients)
 
 
-def test_demo_writes_report_and_pictures(tmp_path):
-    r = scifm("demo", "--out", str(tmp_path / "d"), "--n", "8", "--resolution", "32")
-    assert r.returncode == 0, r.stderr
-    assert "report:" in r.stdout
-    report = (tmp_path / "d" / "report.md").read_text()
-    for stem in ("poisson_e1-5", "helmholtz_w10-20", "advdiff_psi1-2"):
-        assert f"{stem}.png" in report and (tmp_path / "d" / f"{stem}.png").exists()
+def test_demo_refuses_a_foreign_directory_and_touches_nothing(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = scifm("demo", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip()
+        == f"scifm: error: {tmp_path} exists and is not a scifm sweep; choose another --out"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_bench_data_writes_json(tmp_path):
