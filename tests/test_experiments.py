@@ -228,7 +228,7 @@ def test_tiny_sweep_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
+def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
     out = tmp_path / "s"
     args = ["sweep", "demo", *sum((["--set", o] for o in TINY), []), "--out", str(out)]
     proc = subprocess.Popen(
@@ -253,26 +253,21 @@ def test_killed_sweep_resumes_without_redoing_finished_points(tmp_path):
     assert len(experiments.read_csv(out / "results.csv")) == 9
     assert "examples fine-tuning needs" in r.stdout and "report.md" in r.stdout
 
-
-@pytest.mark.slow
-def test_parallel_executors_give_the_inline_results(tmp_path):
-    # all through the CLI, so all run without the test suite's float64 mode; local processes
-    # run both stages (fine-tuning waits for pre-training), submitit one scratch point
-    extra = ['methods=["scratch", "finetune"]', "n_values=[4]", "lr_grid=[1e-3]"]
+    # the other executors give the resumed inline sweep's numbers: local processes run both
+    # stages (fine-tuning waits for pre-training), submitit one scratch point
+    inline = {r["run"]: r for r in experiments.read_csv(out / "results.csv")}
+    one = ["n_values=[4]", "lr_grid=[1e-3]"]
     runs = {
-        "inline": ([], extra),
-        "local": (["--jobs", "2"], extra),
-        "submitit": (["--executor", "submitit-local"], [*extra[1:], 'methods=["scratch"]']),
+        "local": (["--jobs", "2"], [*one, 'methods=["scratch", "finetune"]']),
+        "submitit": (["--executor", "submitit-local"], [*one, 'methods=["scratch"]']),
     }
     for name, (flags, sets) in runs.items():
         sets = sum((["--set", o] for o in [*TINY, *sets]), [])
         r = scifm("sweep", "demo", *sets, "--out", str(tmp_path / name), *flags)
         assert r.returncode == 0, r.stderr
-    a = {r["run"]: r for r in experiments.read_csv(tmp_path / "inline" / "results.csv")}
-    for name, count in (("local", 2), ("submitit", 1)):
-        b = experiments.read_csv(tmp_path / name / "results.csv")
-        assert len(b) == count
-        for y in b:
-            x = a[y["run"]]
+        rows = experiments.read_csv(tmp_path / name / "results.csv")
+        assert len(rows) == (2 if name == "local" else 1)
+        for y in rows:
+            x = inline[y["run"]]
             assert math.isclose(float(x["test_rel_l2"]), float(y["test_rel_l2"]), rel_tol=1e-5)
     assert any((tmp_path / "submitit" / "submitit").iterdir())  # the job went through submitit
