@@ -639,35 +639,31 @@ def _print_headline(report) -> None:
     rows = experiments.read_csv(sweep_dir / "results.csv")
     for r in rows:
         r["selected"] = r["selected"] == "True"
-    table = Table(title="examples fine-tuning needs to reach scratch's best error")
-    for column in (
-        "preset",
-        "task",
-        "method",
-        "scratch @ n_max",
-        "fine-tuned @ n_max",
-        "zero-shot",
-        "n needed",
-        "saved",
-    ):
-        table.add_column(column)
+    n_max = max(study.n_values)
+    several = len(study.presets) > 1
+    table = Table(
+        title=f"test error at n={n_max} and the n fine-tuning needs to match scratch there"
+    )
+    columns = ["task", "strategy", "scratch", "tuned", "zero-shot", "n needed", "saved"]
+    for column in (["preset"] if several else []) + columns:
+        table.add_column(column, no_wrap=column != "task")
+    fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
     for h in experiments.headline(study, rows):
         if h["saving"] is None:
             needed, saved = "not reached", "< 1x"
         else:
             needed = f"{'<= ' if h['bound'] else ''}{h['n_needed']:.3g}"
             saved = f"{'>= ' if h['bound'] else ''}{h['saving']:.3g}x"
-        fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
-        table.add_row(
-            h["preset"],
+        cells = [
             h["task"],
-            h["method"],
-            f"{fmt(h['target'])} (n={h['n_max']})",
+            h["method"].removeprefix("fine-tune (").removesuffix(")"),
+            fmt(h["target"]),
             fmt(h["finetune_at_n_max"]),
             fmt(h["zero_shot"]),
             needed,
             saved,
-        )
+        ]
+        table.add_row(*(([h["preset"]] if several else []) + cells))
     Console().print(table)
     print(f"report:  {report}")
     print(f"table:   {sweep_dir / 'results.csv'}")
