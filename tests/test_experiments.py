@@ -251,7 +251,7 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
         assert p.stat().st_mtime_ns == mtime and p.read_text() == text
     assert len(list(out.glob("runs/**/point.json"))) == 9
     assert len(experiments.read_csv(out / "results.csv")) == 9
-    assert "examples fine-tuning needs" in r.stdout and "report.md" in r.stdout
+    assert "the n fine-tuning needs" in r.stdout and "report.md" in r.stdout
 
     # the other executors give the resumed inline sweep's numbers: local processes run both
     # stages (fine-tuning waits for pre-training), submitit one scratch point
@@ -271,3 +271,61 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
             x = inline[y["run"]]
             assert math.isclose(float(x["test_rel_l2"]), float(y["test_rel_l2"]), rel_tol=1e-5)
     assert any((tmp_path / "submitit" / "submitit").iterdir())  # the job went through submitit
+
+
+def _row(preset, method, n, err, strategy="", params=1000):
+    return {
+        "preset": preset,
+        "parameters": params,
+        "task": "poisson-ood",
+        "system": "poisson",
+        "shift": "strong shift",
+        "method": method,
+        "strategy": strategy,
+        "n": n,
+        "lr": 1e-3,
+        "selected": True,
+        "status": "ok",
+        "val_rel_l2": err,
+        "test_rel_l2": err,
+        "test_rel_l2_std": 0.1 * err,
+        "test_samples": 100,
+        "retained_rel_l2": "",
+        "steps": 10,
+        "train_seconds": 1.0,
+        "seconds": 1.0,
+        "run": f"runs/{preset}/{method}/{n}",
+    }
+
+
+def test_report_of_two_presets_checks_the_size_claim(tmp_path):
+    # synthetic results: the larger model gains more from fine-tuning (4x vs 2x at n = 8)
+    study = load_study(
+        "demo",
+        [
+            'presets=["fno-64k", "fno-1m"]',
+            'downstream=["poisson-ood"]',
+            "n_values=[8, 64]",
+            'strategies=["full"]',
+        ],
+    )
+    rows = []
+    for preset, params, gain in (("fno-64k", 67329, 2.0), ("fno-1m", 1055233, 4.0)):
+        rows += [
+            _row(preset, "scratch", 8, 0.4, params=params),
+            _row(preset, "scratch", 64, 0.2, params=params),
+        ]
+        rows += [
+            _row(preset, "finetune", 8, 0.4 / gain, "full", params),
+            _row(preset, "finetune", 64, 0.1, "full", params),
+        ]
+    (tmp_path / "data").mkdir()
+    for task in ("poisson", "helmholtz", "poisson-ood"):
+        data.generate(study.tasks[task].build(), 2, 16, 0, tmp_path / "data" / f"{task}-test.h5")
+    report = experiments._report.write_report(study, rows, tmp_path).read_text()
+    assert "poisson-ood: fno-64k 2x -> fno-1m 4x (grows)" in report
+    assert (tmp_path / "gain_vs_size.png").stat().st_size > 10_000
+    assert "![gain vs size](gain_vs_size.png)" in report
+    # fno-1m: fine-tuned error 0.1 at 8 already beats scratch's 0.2 at 64: a lower bound of 8x
+    line = next(h for h in experiments.headline(study, rows) if h["preset"] == "fno-1m")
+    assert line["bound"] and line["saving"] == 8
