@@ -164,3 +164,12 @@ def test_cli_pinn(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["dim"] == 5
     assert main(["pinn", "--pde", "heat", "--dim", "5"]) == 2
     assert "valid:" in capsys.readouterr().err
+
+
+def test_cli_pinn_refuses_more_sampled_dimensions_than_d_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pinn", "--pde", "sine-gordon-2body", "--dim", "10", "--estimator", "stde",
+            "--num-samples", "16", "--steps", "5", "--width", "8", "--depth", "1", "--out", str(out)]  # fmt: skip
+    assert main(args) == 2
+    assert "num_samples <= d" in capsys.readouterr().err
+    assert not out.exists()

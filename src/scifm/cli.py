@@ -69,44 +69,26 @@ def pinn(
 
     if float64:
         jax.config.update("jax_enable_x64", True)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from scifm import pinn as pinn_lib
+    from scifm._progress import Display
 
     est = pinn_lib.make_estimator(estimator, num_samples)
     if dim < 1 or dim > 10_000_000:
         raise ValueError(f"--dim must be in [1, 10^7], got {dim}")
     problem = pinn_lib.make_problem(pde, dim, key=jax.random.key(seed))
     config = {"pde": pde, "dim": dim, "estimator_name": estimator, "num_samples": num_samples}
-    columns = (
-        TextColumn(f"[bold]{pde} d={dim} {estimator}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     start = time.perf_counter()
-    with Progress(*columns) as progress:
-        task = progress.add_task("train", total=steps, info="compiling")
+    with Display() as display:
+        bar = display.bar(f"{pde} d={dim} {estimator}", steps)
         state = {"rel": "", "first": None}
 
         def on_step(n, row):
-            if state["first"] is None:
+            if state["first"] is None:  # resumed steps do not count towards the rate
                 state["first"] = n - 1
-                progress.update(task, completed=n - 1)
             if "rel_l2" in row:
                 state["rel"] = f" rel_l2 {row['rel_l2']:.2e}"
             rate = (n - state["first"]) / max(time.perf_counter() - start, 1e-9)
-            info = f"loss {row['loss']:.3e}{state['rel']} {rate:.1f} it/s"
-            progress.update(task, completed=n, info=info)
+            bar.update(completed=n, info=f"loss {row['loss']:.3e}{state['rel']} {rate:.1f} it/s")
 
         _, result = pinn_lib.fit(
             problem,
@@ -227,55 +209,6 @@ def _system_options(system: str, eig, ratio, omega, integer_omega: bool) -> dict
     return options
 
 
-class _Bar:
-    """A rich progress bar that appears on the first update, so argument errors print alone.
-
-    Call it with the number of items just finished; use it as a context manager.
-    """
-
-    def __init__(self, description: str, total: int, unit: str = "samples"):
-        self.description, self.total, self.unit = description, total, unit
-        self._progress = None
-
-    def __call__(self, k: int) -> None:
-        import time
-
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        if self._progress is None:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total, rate="")
-            self._start = time.perf_counter()
-            self._base = k  # resumed work does not count towards the rate
-            self._progress.update(self._task, advance=k)
-            return
-        task = self._progress.tasks[0]
-        rate = (task.completed + k - self._base) / max(time.perf_counter() - self._start, 1e-9)
-        self._progress.update(self._task, advance=k, rate=f"{rate:,.0f} {self.unit}/s")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.stop()
-
-
 @app.command()
 def generate(
     system: str = typer.Argument(..., help="PDE system: poisson, advdiff or helmholtz."),
@@ -315,7 +248,10 @@ def generate(
 
     pde = pdes.get_system(system, **_system_options(system, eig, ratio, omega, integer_omega))
     start = time.perf_counter()
-    with _Bar(f"{system} {resolution}x{resolution}", n) as bar:
+    from scifm._progress import Display
+
+    with Display() as display:
+        bar = display.bar(f"{system} {resolution}x{resolution}", n, unit="samples")
         path = data.generate(
             pde, n, resolution, seed, out, chunk_size=chunk_size, overwrite=overwrite, progress=bar
         )

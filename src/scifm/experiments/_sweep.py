@@ -300,73 +300,6 @@ def execute(
         raise RuntimeError(f"{len(failed)} point(s) failed: " + "; ".join(failed))
 
 
-class _Display:
-    """The sweep's progress: datasets, points done, and the run in progress (inline runs)."""
-
-    def __init__(self, enabled: bool):
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.progress.start()
-        self.run_task = None
-
-    def task(self, description: str, total: int):
-        if self.progress is None:
-            return None
-        return self.progress.add_task(description, total=total, info="")
-
-    def advance(self, task, k: int = 1, info: str = "") -> None:
-        if self.progress is not None and task is not None:
-            self.progress.update(task, advance=k, info=info)
-
-    def run_bar(self, description: str):
-        """A factory for :func:`scifm.train.fit`'s ``progress``: one line for the current run."""
-        if self.progress is None:
-            return False
-        display = self
-
-        class Bar:
-            def __init__(self, total, done):
-                if display.run_task is not None:
-                    display.progress.remove_task(display.run_task)
-                display.run_task = display.progress.add_task(
-                    description, total=total, completed=done, info=""
-                )
-
-            def advance(self, samples, loss):
-                display.progress.update(display.run_task, advance=1, info=f"loss {loss:.3g}")
-
-            def epoch(self, epoch, val):
-                pass
-
-            def close(self):
-                display.progress.remove_task(display.run_task)
-                display.run_task = None
-
-        return Bar
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def sweep(
     study: Study,
     out: str | Path,
@@ -390,31 +323,33 @@ def sweep(
         raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    from scifm._progress import Display, TrainingBar
+
     start = time.perf_counter()
-    display = _Display(progress)
+    display = Display(progress)
     try:
-        files = study.data_files()
-        data_task = display.task("data", sum(files.values()))
-        sweep_dir = prepare(study, out, progress=lambda k: display.advance(data_task, k))
+        data_bar = display.bar("data", sum(study.data_files().values()), unit="samples")
+        sweep_dir = prepare(study, out, progress=data_bar)
         stages = plan(study)
-        points_task = display.task("runs", sum(len(s) for s in stages))
+        runs_bar = display.bar("runs", sum(len(s) for s in stages))
         finished: list[tuple[dict, dict]] = []
 
         def on_done(p: Point, result: dict) -> None:
             finished.append(({**dataclasses.asdict(p), "directory": p.directory}, result))
             val = result.get("val_rel_l2")
-            display.advance(points_task, 1, f"last: {p.describe()} val {val:.3g}" if val else "")
+            runs_bar.update(advance=1, info=f"last: {p.describe()} val {val:.3g}" if val else "")
 
         for stage in stages:
-            if display.progress is not None and executor == "local" and jobs == 1:
+            if progress and executor == "local" and jobs == 1:
                 for p in stage:  # inline: show each run's own steps
                     if _finished(sweep_dir, p):
                         on_done(p, json.loads((sweep_dir / p.directory / "point.json").read_text()))
                     else:
-                        result = run_point(
-                            sweep_dir, dataclasses.asdict(p), progress=display.run_bar(p.describe())
-                        )
-                        on_done(p, result)
+
+                        def bar(total, done, p=p):
+                            return TrainingBar(display.bar(p.describe(), total, done))
+
+                        on_done(p, run_point(sweep_dir, dataclasses.asdict(p), progress=bar))
             else:
                 execute(
                     sweep_dir,

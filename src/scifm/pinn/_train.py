@@ -185,6 +185,9 @@ def fit(
         n_test=n_test,
         estimator=repr(estimator),
     )
+    # trace the step once before touching the run directory: errors that show only when the
+    # estimator meets the problem (more sampled dimensions than d, ...) leave nothing behind
+    eqx.filter_eval_shape(step_fn, model, opt_state, ktrain)
     start, elapsed0 = 0, 0.0
     run = Path(run_dir) if run_dir is not None else None
     if run is not None:

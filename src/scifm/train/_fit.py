@@ -292,7 +292,11 @@ def fit(
     if callable(progress):  # a factory of a caller's bar (e.g. a sweep's display)
         bar = progress(total_steps, done_steps)
     else:
-        bar = _progress(progress, total_steps, done_steps)
+        from scifm._progress import Display, TrainingBar
+
+        bar = TrainingBar(
+            Display(progress).bar("train", total_steps, done_steps), owns_display=True
+        )
     losses = state.pop("losses", [])
     train_seconds = state.pop("train_seconds", 0.0)
     block_start = time.perf_counter() - state.pop("block_seconds", 0.0)
@@ -394,49 +398,3 @@ def _load_state(out: Path, model, opt_state):
     state = json.loads((out / "state.json").read_text())
     model, opt_state = eqx.tree_deserialise_leaves(out / state.pop("weights"), (model, opt_state))
     return model, opt_state, state
-
-
-class _progress:
-    """A rich progress bar over training steps (or nothing when ``enabled`` is false)."""
-
-    def __init__(self, enabled: bool, total_steps: int, done_steps: int):
-        self._bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn(
-                "loss {task.fields[loss]} | val {task.fields[val]} | {task.fields[rate]} samples/s"
-            ),
-            TimeRemainingColumn(),
-        )
-        self._bar.start()
-        self._task = self._bar.add_task(
-            "train", total=total_steps, completed=done_steps, loss="-", val="-", rate="-"
-        )
-        self._start, self._samples = time.perf_counter(), 0
-
-    def advance(self, samples: int, loss: float) -> None:
-        if self._bar is None:
-            return
-        self._samples += samples
-        rate = self._samples / max(time.perf_counter() - self._start, 1e-9)
-        self._bar.update(self._task, advance=1, loss=f"{loss:.3g}", rate=f"{rate:,.0f}")
-
-    def epoch(self, epoch: int, val: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, val=f"{val:.3g} (epoch {epoch})")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()

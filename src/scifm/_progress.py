@@ -1,0 +1,120 @@
+"""Progress bars for long work: one rich display, any number of bars, nothing when disabled.
+
+Every command that runs for long (data generation, training, sweeps, PINNs) shows its work
+through this module, so they look alike: description, bar, done/total, a free text field
+(loss, rate, ...), elapsed and remaining time. The display starts on the first update, so an
+argument error raised before any work prints alone.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class Display:
+    """A rich live display holding bars; with ``enabled=False`` every call does nothing."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._progress = None
+
+    def _live(self):
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._progress.start()
+        return self._progress
+
+    def bar(self, description: str, total: int, completed: int = 0, unit: str | None = None) -> Bar:
+        """A new bar; with ``unit``, its text shows the rate of work done since it was made."""
+        return Bar(self, description, total, completed, unit)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Bar:
+    """One line of a :class:`Display` (made by :meth:`Display.bar`)."""
+
+    def __init__(self, display: Display, description, total, completed, unit):
+        self.display, self.description, self.total = display, description, total
+        self.completed, self.unit, self._task = completed, unit, None
+        self._start, self._base = time.perf_counter(), completed
+
+    def update(self, advance: int = 0, completed: int | None = None, info: str | None = None):
+        """Move the bar (by ``advance``, or to ``completed``) and set its text."""
+        if not self.display.enabled:
+            return
+        progress = self.display._live()
+        if self._task is None:
+            self._task = progress.add_task(
+                self.description, total=self.total, completed=self.completed, info=""
+            )
+        self.completed = completed if completed is not None else self.completed + advance
+        if info is None and self.unit is not None:
+            rate = (self.completed - self._base) / max(time.perf_counter() - self._start, 1e-9)
+            info = f"{rate:,.0f} {self.unit}/s"
+        fields = {} if info is None else {"info": info}
+        progress.update(self._task, completed=self.completed, **fields)
+
+    def __call__(self, k: int) -> None:
+        """Advance by ``k`` (the callback form ``progress(k)`` used by data generation)."""
+        self.update(advance=k)
+
+    def remove(self) -> None:
+        if self._task is not None and self.display._progress is not None:
+            self.display._progress.remove_task(self._task)
+        self._task = None
+
+
+class TrainingBar:
+    """The bar of one training run, in the form :func:`scifm.train.fit` calls it.
+
+    ``advance(samples, loss)`` per step and ``epoch(epoch, val)`` per validation; the text shows
+    the last loss, the last validation error and the sample rate. ``close`` removes the line
+    (and closes the display when the bar owns it).
+    """
+
+    def __init__(self, bar: Bar, owns_display: bool = False):
+        self.bar, self.owns = bar, owns_display
+        self.loss, self.val, self.samples = "-", "-", 0
+        self._start = time.perf_counter()
+
+    def advance(self, samples: int, loss: float) -> None:
+        self.samples += samples
+        self.loss = f"{loss:.3g}"
+        rate = self.samples / max(time.perf_counter() - self._start, 1e-9)
+        self.bar.update(
+            advance=1, info=f"loss {self.loss} | val {self.val} | {rate:,.0f} samples/s"
+        )
+
+    def epoch(self, epoch: int, val: float) -> None:
+        self.val = f"{val:.3g} (epoch {epoch})"
+
+    def close(self) -> None:
+        self.bar.remove()
+        if self.owns:
+            self.bar.display.close()
