@@ -133,6 +133,9 @@ def test_concatenated_fields_in_memory_and_lazy_agree(tmp_path):
         np.testing.assert_array_equal(x, y)
     with data.open(b) as ds:
         np.testing.assert_array_equal(memory.take(np.array([7]))[2], ds.outputs[1:2])
+    lazy.close()  # closes the files it reads from
+    with pytest.raises(OSError):  # h5py: reading a closed dataset
+        lazy.take(np.array([0]))
 
 
 def test_normaliser_of_a_mixture_uses_the_typical_nonzero_magnitude(tmp_path):

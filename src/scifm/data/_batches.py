@@ -28,6 +28,7 @@ class FieldSet:
     outputs: object
     name: str = ""
     _dataset: PDEDataset | None = None
+    _parts: list[FieldSet] | None = None  # what a lazy concatenation reads from
 
     @classmethod
     def load(
@@ -84,6 +85,7 @@ class FieldSet:
             coefficients,
             _Stacked([p.outputs for p in parts], lengths),
             name=name,
+            _parts=list(parts),
         )
 
     def __len__(self) -> int:
@@ -115,6 +117,8 @@ class FieldSet:
     def close(self) -> None:
         if self._dataset is not None:
             self._dataset.close()
+        for part in self._parts or []:
+            part.close()
 
 
 class _Stacked:
