@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo sweeps .pytest_cache
