@@ -45,7 +45,7 @@ class Point:
     task: str = ""
     n: int = 0
     lr: float = 0.0
-    strategy: str = "full"
+    strategy: str = "full"  # what fine-tuning uses; pre-training and scratch train all weights
 
     @property
     def directory(self) -> str:
@@ -148,15 +148,16 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
     Top-level and given plain arguments, so local processes and submitit can call it. A point
     whose training diverges is recorded as such (its learning rate loses the selection).
     """
-    from scifm.train import TrainingDiverged, fit, load, start_model
+    from scifm.train import TrainingDiverged, fit, get_strategy, load, start_model
 
     sweep = Path(sweep)
     study = Study.from_dict(json.loads((sweep / "study.json").read_text()))
     p = Point(**point)
     run = sweep / p.directory
     done = run / "point.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    finished = _finished(sweep, p)
+    if finished is not None:
+        return finished
     if p.kind == "pretrain":
         pre = study.pretrain
         train = data.FieldSet.concatenate(
@@ -169,7 +170,6 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
         validate_every = 1
         model, _ = start_model(train, preset=p.preset, seed=study.seed)
         evaluate_on = list(dict.fromkeys([*pre.tasks, *study.downstream]))
-        strategy = "full"
     else:
         train = data.FieldSet.load(data_path(sweep, p.task, "train"), limit=p.n)
         val = data.FieldSet.load(data_path(sweep, p.task, "val"), limit=study.n_val)
@@ -179,20 +179,17 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
         validate_every = max(1, epochs // study.validations)
         init = None
         evaluate_on = [p.task]
-        strategy = "full"
         if p.kind == "finetune":
-            init = sweep / Point("pretrain", p.preset).directory
-            if not (init / "point.json").exists():
+            pretrain = Point("pretrain", p.preset)
+            init, pretrained = sweep / pretrain.directory, _finished(sweep, pretrain)
+            if pretrained is None:
                 raise RuntimeError(f"{p.describe()}: the pre-trained model {init} is not finished")
-            if json.loads((init / "point.json").read_text())["status"] != "ok":
+            if pretrained["status"] != "ok":
                 raise RuntimeError(
                     f"{p.describe()}: pre-training {init} diverged; lower pretrain.lr in a new sweep"
                 )
             evaluate_on = [p.task, *study.pretrain.tasks]  # forgetting: the pre-training tasks too
-            strategy = p.strategy
         model, _ = start_model(train, preset=p.preset, init=init, seed=study.seed)
-    from scifm.train import get_strategy
-
     result = {"point": dataclasses.asdict(p), "status": "ok"}
     start = time.perf_counter()
     try:
@@ -206,7 +203,7 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
                 batch_size=batch_size,
                 lr=lr,
                 loss=study.loss,
-                strategy=get_strategy(strategy),
+                strategy=get_strategy(p.strategy),  # "full" for pre-training and scratch
                 seed=study.seed,
                 validate_every=validate_every,
                 metadata={
@@ -233,8 +230,17 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
     return result
 
 
-def _finished(sweep: Path, p: Point) -> bool:
-    return (sweep / p.directory / "point.json").exists()
+def _finished(sweep: Path, p: Point) -> dict | None:
+    """The ``point.json`` of a finished point, else None."""
+    path = sweep / p.directory / "point.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _check_executor(executor: str, jobs: int) -> None:
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
 
 
 def execute(
@@ -245,30 +251,32 @@ def execute(
     jobs: int = 1,
     slurm: dict | None = None,
     on_done: Callable[[Point, dict], None] = lambda p, r: None,
-    run_progress=False,
+    run_progress: Callable[[Point], object] | None = None,
 ) -> None:
     """Run ``points`` (independent of each other) and call ``on_done`` as each finishes.
 
     ``executor``: "local" (inline when ``jobs == 1``, else that many spawned processes),
     "slurm" (submitit jobs; ``slurm`` holds submitit's parameters, e.g. ``slurm_partition``,
     ``gpus_per_node``, ``timeout_min``), or "submitit-local" (submitit's local executor: the
-    SLURM path run on this machine, for testing).
+    SLURM path run on this machine, for testing). ``run_progress(point)``, inline only, gives
+    the ``progress`` argument of that point's :func:`scifm.train.fit`.
 
     Raises:
         RuntimeError: some points failed (after the others ran); it names them.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs}")
-    todo = [p for p in points if not _finished(sweep, p)]
+    _check_executor(executor, jobs)
+    todo = []
     for p in points:
-        if p not in todo:
-            on_done(p, json.loads((sweep / p.directory / "point.json").read_text()))
+        done = _finished(sweep, p)
+        if done is None:
+            todo.append(p)
+        else:
+            on_done(p, done)
     failed = []
     if executor == "local" and jobs == 1:
         for p in todo:
-            on_done(p, run_point(sweep, dataclasses.asdict(p), progress=run_progress))
+            progress = run_progress(p) if run_progress is not None else False
+            on_done(p, run_point(sweep, dataclasses.asdict(p), progress=progress))
     elif executor == "local":
         context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
@@ -319,10 +327,7 @@ def sweep(
     """
     from scifm.experiments._report import rows_from_points, write_report
 
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if not (isinstance(jobs, int) and jobs >= 1):
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    _check_executor(executor, jobs)  # before any data is generated
     from scifm._progress import Display, TrainingBar
 
     start = time.perf_counter()
@@ -339,26 +344,19 @@ def sweep(
             val = result.get("val_rel_l2")
             runs_bar.update(advance=1, info=f"last: {p.describe()} val {val:.3g}" if val else "")
 
+        def run_bar(p: Point):  # inline runs show their own steps
+            return lambda total, done: TrainingBar(display.bar(p.describe(), total, done))
+
         for stage in stages:
-            if progress and executor == "local" and jobs == 1:
-                for p in stage:  # inline: show each run's own steps
-                    if _finished(sweep_dir, p):
-                        on_done(p, json.loads((sweep_dir / p.directory / "point.json").read_text()))
-                    else:
-
-                        def bar(total, done, p=p):
-                            return TrainingBar(display.bar(p.describe(), total, done))
-
-                        on_done(p, run_point(sweep_dir, dataclasses.asdict(p), progress=bar))
-            else:
-                execute(
-                    sweep_dir,
-                    stage,
-                    executor=executor,
-                    jobs=jobs,
-                    slurm=study.slurm,
-                    on_done=on_done,
-                )
+            execute(
+                sweep_dir,
+                stage,
+                executor=executor,
+                jobs=jobs,
+                slurm=study.slurm,
+                on_done=on_done,
+                run_progress=run_bar if progress else None,
+            )
         rows = rows_from_points(study, finished)
     finally:
         display.close()
