@@ -585,11 +585,7 @@ def _print_headline(report) -> None:
         table.add_column(column, no_wrap=column != "task")
     fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
     for h in experiments.headline(study, rows):
-        if h["saving"] is None:
-            needed, saved = "not reached", "< 1x"
-        else:
-            needed = f"{'<= ' if h['bound'] else ''}{h['n_needed']:.3g}"
-            saved = f"{'>= ' if h['bound'] else ''}{h['saving']:.3g}x"
+        needed, saved = experiments.format_saving(h)
         cells = [
             h["task"],
             h["method"].removeprefix("fine-tune (").removesuffix(")"),

@@ -5,6 +5,7 @@ from scifm.experiments._demo import run_demo
 from scifm.experiments._report import (
     data_saving,
     forgetting,
+    format_saving,
     harmonic_score,
     headline,
     read_csv,
@@ -23,6 +24,7 @@ __all__ = [
     "data_saving",
     "execute",
     "forgetting",
+    "format_saving",
     "harmonic_score",
     "headline",
     "load_study",

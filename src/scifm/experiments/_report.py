@@ -435,6 +435,17 @@ def headline(study: Study, rows: list[dict]) -> list[dict]:
     return out
 
 
+def format_saving(h: dict) -> tuple[str, str]:
+    """A :func:`headline` line's "n fine-tuning needs" and "examples saved" as text."""
+    if h["saving"] is None:
+        return "not reached", "< 1x"
+    bound = h["bound"]
+    return (
+        f"{'<= ' if bound else ''}{h['n_needed']:.3g}",
+        f"{'>= ' if bound else ''}{h['saving']:.3g}x",
+    )
+
+
 def headline_table(lines: list[dict]) -> list[str]:
     table = [
         "| preset | task | method | scratch error at n_max | fine-tuned at n_max | zero-shot "
@@ -442,11 +453,7 @@ def headline_table(lines: list[dict]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for h in lines:
-        if h["saving"] is None:
-            needed, saving = "not reached", "< 1x"
-        else:
-            needed = f"{'<= ' if h['bound'] else ''}{h['n_needed']:.3g}"
-            saving = f"{'>= ' if h['bound'] else ''}{h['saving']:.3g}x"
+        needed, saving = format_saving(h)
         table.append(
             f"| {h['preset']} | {h['task']} | {h['method']} | {_e(h['target'])} (n={h['n_max']}) "
             f"| {_e(h['finetune_at_n_max'])} | {_e(h['zero_shot'])} | {needed} | {saving} |"
