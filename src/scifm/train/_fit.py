@@ -254,7 +254,6 @@ def fit(
     total_steps = epochs * steps_per_epoch
     optimizer, step = _optimizer_and_step(strategy, loss)
     opt_state = optimizer.init(eqx.filter(model.net, eqx.is_inexact_array))
-    # losses: training losses since the last validation; seconds: training time since then
     state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "seconds": 0.0}
 
     if (out / "config.json").exists():
@@ -297,6 +296,7 @@ def fit(
         bar = TrainingBar(
             Display(progress).bar("train", total_steps, done_steps), owns_display=True
         )
+    # training losses and time since the last validation (carried over by a mid-block save)
     losses = state.pop("losses", [])
     train_seconds = state.pop("train_seconds", 0.0)
     block_start = time.perf_counter() - state.pop("block_seconds", 0.0)
