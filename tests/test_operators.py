@@ -154,6 +154,21 @@ def test_biharmonic_unbiased(name, make):
     )
 
 
+def test_sparse_stde_biharmonic_unbiased_with_few_samples():
+    """Two jets (one coordinate, one s-sparse) estimate d^2 terms; s << d here."""
+    closed = {case: bih for case, _, _, bih in cases(12)}
+    _check_unbiased(
+        "stde-sparse",
+        ops.biharmonic,
+        ops.STDE(3),
+        12,
+        4000,
+        6,
+        lambda c, _: lambda y: closed[c],
+        ("poly", "two_body"),
+    )
+
+
 def test_dense_unbiased_with_fewer_directions_than_dimensions():
     """The reference code's dense estimator gives 0.25x the trace at d = 20, 5 samples."""
     d = 20
