@@ -41,6 +41,29 @@ class AbstractTerm(eqx.Module):
 
         return jax.vmap(one)(y)
 
+    def biharmonic_parts(self, x: Array) -> tuple[Array, ...]:
+        """``(phi, y.grad phi, Lap phi, y^T Hess(phi) y, y.grad Lap phi, Lap^2 phi)`` per
+        term ``t = 0..d-m``: what the biharmonic of the solution needs."""
+        n = x.shape[0] - self.window + 1
+        y = jnp.stack([x[j : j + n] for j in range(self.window)], axis=-1)
+        lphi = _lap(self)
+
+        def one(v):
+            g = jax.grad(self)(v)
+            h = jax.hessian(self)(v)
+            return jnp.stack(
+                [
+                    self(v),
+                    jnp.dot(v, g),
+                    jnp.trace(h),
+                    v @ h @ v,
+                    jnp.dot(v, jax.grad(lphi)(v)),
+                    _lap(lphi)(v),
+                ]
+            )
+
+        return tuple(jax.vmap(one)(y).T)
+
 
 class TwoBody(AbstractTerm):
     """``phi(a, b) = sin(a + cos b + b cos a)`` (STDE/SDGD two-body solution)."""
@@ -78,6 +101,19 @@ class ThreeBody(AbstractTerm):
         abc = a * b * c
         phi = jnp.exp(abc)
         return phi, 3 * abc * phi, ((b * c) ** 2 + (a * c) ** 2 + (a * b) ** 2) * phi
+
+    def biharmonic_parts(self, x):
+        # q = abc, phi = e^q, L = (bc)^2 + (ac)^2 + (ab)^2, R = a^2 + b^2 + c^2. Along the
+        # ray t y, phi = exp(t^3 q): y.grad phi = 3q phi, y^T H y = (9q^2 + 6q) phi. L is
+        # homogeneous of degree 4: y.grad(L phi) = (4 + 3q) L phi. Lap L = 4R and
+        # grad L . grad phi = 4qR phi give Lap^2 phi = (4R(1 + 2q) + L^2) phi.
+        a, b, c = x[:-2], x[1:-1], x[2:]
+        q = a * b * c
+        phi = jnp.exp(q)
+        lq = (b * c) ** 2 + (a * c) ** 2 + (a * b) ** 2
+        r = a * a + b * b + c * c
+        ys = (3 * q, lq, (9 * q + 6) * q, (4 + 3 * q) * lq, 4 * r * (1 + 2 * q) + lq * lq)
+        return (phi, *(p * phi for p in ys))
 
 
 class TermSumSolution(eqx.Module):
@@ -149,25 +185,8 @@ class TermSumSolution(eqx.Module):
 
     def biharmonic(self, x: Array) -> Array:
         """``Lap^2 u(x)`` in closed form, ``O(d)``."""
-        d, rho, y, c = x.shape[0], jnp.dot(x, x), self._windows(x), self.coeffs
-        phi = self.term
-        lphi = _lap(phi)
-
-        def local(v):
-            g = jax.grad(phi)(v)
-            h = jax.hessian(phi)(v)
-            return jnp.stack(
-                [
-                    phi(v),
-                    jnp.dot(v, g),
-                    jnp.trace(h),
-                    v @ h @ v,
-                    jnp.dot(v, jax.grad(lphi)(v)),
-                    _lap(lphi)(v),
-                ]
-            )
-
-        s, xgs, ls, xhx, xgls, bls = jnp.dot(c, jax.vmap(local)(y))
+        d, rho, c = x.shape[0], jnp.dot(x, x), self.coeffs
+        s, xgs, ls, xhx, xgls, bls = (jnp.dot(c, a) for a in self.term.biharmonic_parts(x))
         p, p1, p2, p3, p4 = (self._p(rho, k) for k in range(5))
         q = 4 * rho * p2 + 2 * d * p1
         q1 = 4 * p2 + 4 * rho * p3 + 2 * d * p2
