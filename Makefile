@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make test: lint, then the whole test suite (slow end-to-end tests included)
+## make test: lint, then the whole test suite (slow end-to-end tests included), on two
+## pytest-xdist workers (CI has two cores; compilation and small steps are single-threaded)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 ## make demo: the main job on the embedded defaults; prints where the report and plots are
 demo: $(STAMP)
