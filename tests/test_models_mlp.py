@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scifm.models import MLP
-from scifm.operators._jet import collapsed_second_order
+from scifm.operators._jet import collapsed_second_order, jet_head_series
 
 
 def test_shapes_and_layers():
@@ -45,6 +45,20 @@ def test_head_taylor2_matches_generic_jets_and_hessian():
     np.testing.assert_allclose(ours[1], jax.grad(net)(x)[idx], rtol=1e-12)
     hess = jax.jit(jax.hessian(net))(x)
     np.testing.assert_allclose(ours[2], jnp.sum(hess[idx, idx]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_explicit_head_series_matches_jet(order):
+    """Every input coefficient non-zero (not only the first, as for coordinate tangents);
+    order 5 falls back to jet."""
+    net = MLP(5, width=10, depth=3, key=jax.random.key(2))
+    keys = jax.random.split(jax.random.key(3), order + 1)
+    z0 = (jax.random.normal(keys[0], (10,)),)
+    series = [(jax.random.normal(k, (10,)),) for k in keys[1:]]
+    f0, ours = net.head_series(z0, series)
+    g0, ref = jet_head_series(net.head, z0, series)
+    np.testing.assert_allclose(f0, g0, rtol=1e-12)
+    np.testing.assert_allclose(jnp.stack(ours), jnp.stack(ref), rtol=1e-10)
 
 
 def test_bad_sizes_are_refused():

@@ -12,7 +12,7 @@ import pytest
 from scifm import operators as ops
 from scifm import pinn
 from scifm.cli import main
-from scifm.operators._jet import collapsed_second_order
+from scifm.operators._jet import collapsed_second_order, jet_head_series
 
 F32 = jnp.float32  # convergence tests need no float64
 
@@ -67,6 +67,12 @@ def test_hard_constraint_vanishes_on_boundary_and_split_is_exact():
         np.testing.assert_allclose(a, b, rtol=1e-11)
     hess = jax.jit(jax.hessian(model))(x)
     np.testing.assert_allclose(ours[2], jnp.sum(hess[idx, idx]), rtol=1e-10)
+    # explicit fourth-order propagation (product and Faa di Bruno rules) == jet
+    val = jnp.array([0.7, -1.3])
+    series = model.embed_series(x, idx, val, 4)
+    f0, ours = model.head_series(model.embed(x), series)
+    g0, ref = jet_head_series(model.head, model.embed(x), series)
+    np.testing.assert_allclose(jnp.stack([f0, *ours]), jnp.stack([g0, *ref]), rtol=1e-10)
     key = jax.random.key(9)
 
     def both(y, f):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from ..operators import AbstractSplitFunction
+from ..operators._taylor import MAX_ORDER, compose, tanh_derivatives
 
 
 class MLP(AbstractSplitFunction):
@@ -62,6 +63,19 @@ class MLP(AbstractSplitFunction):
         for w, b in zip(self.weights[1:-1], self.biases[1:-1], strict=True):
             h = jnp.tanh(w @ h + b)
         return (self.weights[-1] @ h + self.biases[-1])[0]
+
+    def head_series(self, z0, series):
+        """Explicit Taylor propagation (orders <= 4; ``jet`` above): per layer the series of
+        ``tanh`` by Faa di Bruno with ``tanh^(k)`` as polynomials in ``tanh``, then all
+        ``K`` coefficient vectors through the weight matrix as one ``(K, width)`` product."""
+        if len(series) > MAX_ORDER:
+            return super().head_series(z0, series)
+        (a0,), a = z0, jnp.stack([s[0] for s in series])
+        for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
+            h = jnp.tanh(a0)
+            f = compose(tanh_derivatives(h, len(a)), list(a))
+            a0, a = w @ h + b, jnp.stack(f) @ w.T
+        return a0[0], list(a[:, 0])
 
     def head_taylor2(self, z0, z1, z2):
         """Explicit collapsed second-order propagation (see the base class): per layer

@@ -47,13 +47,16 @@ def sparse_derivatives(
     both paths give the same numbers.
     """
     if isinstance(fn, AbstractSplitFunction):
-        z0 = fn.embed(x)
-        zs = fn.embed_series(x, idx, val, order)
-        series = tuple([zs[k][p] for k in range(order)] for p in range(len(z0)))
-        _, out = jet(fn.head, tuple(z0), series)
+        _, out = fn.head_series(fn.embed(x), fn.embed_series(x, idx, val, order))
         return jnp.stack([jnp.asarray(o) for o in out])
     v = jnp.zeros_like(x).at[idx].add(val.astype(x.dtype))
     return dense_derivatives(fn, x, v, order)
+
+
+def jet_head_series(head, z0: tuple, series: list[tuple]):
+    """Default :meth:`AbstractSplitFunction.head_series`: one ``jet`` through ``head``."""
+    per_input = tuple([series[k][p] for k in range(len(series))] for p in range(len(z0)))
+    return jet(head, tuple(z0), per_input)
 
 
 def collapsed_second_order(head, z0: tuple, z1: tuple, z2: tuple):

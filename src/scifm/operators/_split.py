@@ -42,6 +42,17 @@ class AbstractSplitFunction(eqx.Module):
     def head(self, *z: Array) -> Array:
         """The rest of the function, a scalar, from the embedding."""
 
+    def head_series(
+        self, z0: tuple[Array, ...], series: list[tuple[Array, ...]]
+    ) -> tuple[Array, list[Array]]:
+        """``(head(z0), [d^k/dt^k head(z(t))]_{k=1..K})`` at ``t = 0`` for the curve whose
+        Taylor coefficients are ``series`` (``K = len(series)``, each entry structured like
+        ``z0``). The default is ``jet``; models override it with an explicit propagation
+        (same numbers, fewer operations; see :mod:`scifm.operators._taylor`)."""
+        from ._jet import jet_head_series
+
+        return jet_head_series(self.head, z0, series)
+
     def head_taylor2(
         self, z0: tuple[Array, ...], z1: tuple[Array, ...], z2: tuple[Array, ...]
     ) -> tuple[Array, Array, Array]:

@@ -94,8 +94,12 @@ class STDE(AbstractEstimator):
         idx = random_subset(kidx, d, s)
         eps = jax.random.rademacher(ksign, (s,), dtype=x.dtype)
         k = idx[jax.random.randint(kdiag, (), 0, s)]
-        diag = coordinate_derivative(fn, x, k, 4)  # u_kkkk
-        mixed = sparse_derivatives(fn, x, idx, eps, 4)[3]
+        # both jets under one vmap: the embedding and the primal through the head are not
+        # batched (computed once) and their series share each layer's matrix product
+        pad = jnp.zeros((s,), x.dtype).at[0].set(1.0)  # e_k as s entries
+        diag, mixed = jax.vmap(lambda i, v: sparse_derivatives(fn, x, i, v, 4)[3])(
+            jnp.stack([jnp.full((s,), k), idx]), jnp.stack([pad, eps])
+        )
         return d * diag + d * (d - 1) / (3.0 * s * (s - 1)) * (mixed - s * diag)
 
     def linear(self, op: LinearOperator, fn: ScalarFn, x: Array, *, key: Array) -> Array:
