@@ -38,7 +38,8 @@ bench: $(STAMP)
 	$(BIN)/scifm bench data --out benchmarks/results/data.json
 	$(BIN)/scifm bench fno --out benchmarks/results/fno.json
 	$(BIN)/scifm bench finetune --model fno-1m --resolution 64 --out benchmarks/results/finetune.json
-	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json
+	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd,sdgd-fwd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json
+	$(BIN)/scifm bench pinn --operators biharmonic --dims 10000,100000 --estimators stde --repeats 5 --timeout 300 --out benchmarks/results/pinn_biharmonic_targets.json
 
 clean:
 	rm -rf $(VENV) demo sweeps .pytest_cache
