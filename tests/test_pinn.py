@@ -13,6 +13,7 @@ from scifm import operators as ops
 from scifm import pinn
 from scifm.cli import main
 from scifm.operators._jet import collapsed_second_order, jet_head_series
+from scifm.operators._split import radial_derivative
 
 F32 = jnp.float32  # convergence tests need no float64
 
@@ -67,6 +68,13 @@ def test_hard_constraint_vanishes_on_boundary_and_split_is_exact():
         np.testing.assert_allclose(a, b, rtol=1e-11)
     hess = jax.jit(jax.hessian(model))(x)
     np.testing.assert_allclose(ours[2], jnp.sum(hess[idx, idx]), rtol=1e-10)
+    # the radial derivative from the embedding's own tangent == a dense JVP along x/|x|
+    # (non-zero biases: the first layer's tangent is W x = embed(x) - b)
+    shifted = eqx.tree_at(lambda m: m.net.biases, model, tuple(b + 0.3 for b in model.net.biases))
+    for f in (shifted, shifted.net):
+        np.testing.assert_allclose(
+            radial_derivative(f, x), jax.jvp(f, (x,), (x / jnp.linalg.norm(x),))[1], rtol=1e-10
+        )
     # explicit fourth-order propagation (product and Faa di Bruno rules) == jet
     val = jnp.array([0.7, -1.3])
     series = model.embed_series(x, idx, val, 4)

@@ -53,6 +53,10 @@ class MLP(AbstractSplitFunction):
     def embed(self, x: Array) -> tuple[Array]:
         return (self.weights[0] @ x + self.biases[0],)
 
+    def embed_radial(self, x: Array):
+        h = self.weights[0] @ x + self.biases[0]
+        return (h,), (h - self.biases[0],)
+
     def embed_series(self, x: Array, idx: Array, val: Array, order: int) -> list[tuple[Array]]:
         first = self.weights[0][:, idx] @ val.astype(self.weights[0].dtype)
         zero = jnp.zeros_like(first)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jax import Array
 
 
@@ -42,6 +44,12 @@ class AbstractSplitFunction(eqx.Module):
     def head(self, *z: Array) -> Array:
         """The rest of the function, a scalar, from the embedding."""
 
+    def embed_radial(self, x: Array) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        """``(embed(x), d/dt embed((1 + t) x) at t = 0)``: the embedding and its tangent along
+        ``x`` itself (what a radial derivative needs). The default is a JVP, ``O(width d)``;
+        an affine first layer gets it for free (``W x = embed(x) - b``)."""
+        return jax.jvp(self.embed, (x,), (x,))
+
     def head_series(
         self, z0: tuple[Array, ...], series: list[tuple[Array, ...]]
     ) -> tuple[Array, list[Array]]:
@@ -72,3 +80,14 @@ class AbstractSplitFunction(eqx.Module):
 
     def __call__(self, x: Array) -> Array:
         return self.head(*self.embed(x))
+
+
+def radial_derivative(fn, x: Array) -> Array:
+    """``x . grad fn(x) / |x|``, the derivative along the outward normal of the sphere through
+    ``x``. Through an :class:`AbstractSplitFunction` the tangent comes from
+    :meth:`~AbstractSplitFunction.embed_radial` (no second ``(width, d)`` product)."""
+    norm = jnp.linalg.norm(x)
+    if isinstance(fn, AbstractSplitFunction):
+        z0, z1 = fn.embed_radial(x)
+        return jax.jvp(fn.head, tuple(z0), tuple(z1))[1] / norm
+    return jax.jvp(fn, (x,), (x / norm,))[1]

@@ -25,6 +25,10 @@ class HardConstraint(AbstractSplitFunction):
     def embed(self, x: Array) -> tuple[Array, ...]:
         return (*self.net.embed(x), jnp.dot(x, x))
 
+    def embed_radial(self, x: Array):
+        (net0, net1), rho = self.net.embed_radial(x), jnp.dot(x, x)
+        return (*net0, rho), (*net1, 2 * rho)  # |(1 + t) x|^2 = (1 + t)^2 |x|^2
+
     def embed_series(self, x: Array, idx: Array, val: Array, order: int):
         net = self.net.embed_series(x, idx, val, order)
         val = val.astype(x.dtype)
