@@ -17,6 +17,12 @@ def _lap(f):
     return lambda y: jnp.trace(jax.hessian(f)(y))
 
 
+def _windows(x: Array, m: int) -> Array:
+    """The ``d - m + 1`` windows ``x[t:t+m]`` of ``m`` consecutive coordinates, ``(d-m+1, m)``."""
+    n = x.shape[0] - m + 1
+    return jnp.stack([x[j : j + n] for j in range(m)], axis=-1)
+
+
 class AbstractTerm(eqx.Module):
     """One term ``phi: R^m -> R`` of a :class:`TermSumSolution`, coupling ``m`` coordinates.
 
@@ -33,8 +39,7 @@ class AbstractTerm(eqx.Module):
 
     def laplacian_parts(self, x: Array) -> tuple[Array, Array, Array]:
         """``(phi, y . grad phi, Lap phi)`` per term ``t = 0..d-m``, ``y = x[t:t+m]``."""
-        n = x.shape[0] - self.window + 1
-        y = jnp.stack([x[j : j + n] for j in range(self.window)], axis=-1)
+        y = _windows(x, self.window)
 
         def one(v):
             return self(v), jnp.dot(v, jax.grad(self)(v)), _lap(self)(v)
@@ -44,8 +49,7 @@ class AbstractTerm(eqx.Module):
     def biharmonic_parts(self, x: Array) -> tuple[Array, ...]:
         """``(phi, y.grad phi, Lap phi, y^T Hess(phi) y, y.grad Lap phi, Lap^2 phi)`` per
         term ``t = 0..d-m``: what the biharmonic of the solution needs."""
-        n = x.shape[0] - self.window + 1
-        y = jnp.stack([x[j : j + n] for j in range(self.window)], axis=-1)
+        y = _windows(x, self.window)
         lphi = _lap(self)
 
         def one(v):
@@ -151,10 +155,6 @@ class TermSumSolution(eqx.Module):
     def dim(self) -> int:
         return self.coeffs.shape[0] + self.window - 1
 
-    def _windows(self, x: Array) -> Array:
-        n = self.coeffs.shape[0]
-        return jnp.stack([x[j : j + n] for j in range(self.window)], axis=-1)  # (n, m)
-
     def _p(self, rho: Array, k: int = 0) -> Array:
         c = np.polynomial.polynomial.polyder(np.asarray(self.radial, float), k)
         out = jnp.zeros_like(rho)
@@ -163,7 +163,7 @@ class TermSumSolution(eqx.Module):
         return out
 
     def __call__(self, x: Array) -> Array:
-        y = self._windows(x)
+        y = _windows(x, self.window)
         return self._p(jnp.dot(x, x)) * jnp.dot(self.coeffs, jax.vmap(self.term)(y))
 
     def radial_factor(self, rho: Array) -> Array:
