@@ -8,6 +8,7 @@ from jax import Array
 
 from ..operators import AbstractSplitFunction
 from ..operators._taylor import MAX_ORDER, compose, multiply
+from ._solutions import radial_polynomial
 
 
 class HardConstraint(AbstractSplitFunction):
@@ -39,7 +40,7 @@ class HardConstraint(AbstractSplitFunction):
 
     def head(self, *z: Array) -> Array:
         *h, rho = z
-        return self._poly(rho, 0) * self.net.head(*h)  # Horner: jnp.polyval scans; jet can't
+        return self._poly(rho, 0) * self.net.head(*h)
 
     def head_series(self, z0, series):
         """``p(rho) N`` by the product rule, ``p(rho(t))`` by Faa di Bruno, ``N`` by the
@@ -66,10 +67,4 @@ class HardConstraint(AbstractSplitFunction):
         return p * n0, f1, f2
 
     def _poly(self, rho, k):
-        c = list(self.radial)
-        for _ in range(k):
-            c = [i * a for i, a in enumerate(c)][1:]
-        out = jnp.zeros_like(rho)
-        for a in reversed(c):
-            out = out * rho + a
-        return out
+        return radial_polynomial(self.radial, rho, k)

@@ -9,12 +9,23 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 
 
 def _lap(f):
     return lambda y: jnp.trace(jax.hessian(f)(y))
+
+
+def radial_polynomial(coeffs: tuple[float, ...], rho: Array, k: int = 0) -> Array:
+    """``p^(k)(rho)`` for ``p(rho) = sum_i coeffs[i] rho^i`` (ascending), by Horner with
+    Python-float coefficients (``jnp.polyval`` scans, which ``jet`` cannot trace)."""
+    c = list(coeffs)
+    for _ in range(k):
+        c = [i * a for i, a in enumerate(c)][1:]
+    out = jnp.zeros_like(rho)
+    for a in reversed(c):
+        out = out * rho + a
+    return out
 
 
 def _windows(x: Array, m: int) -> Array:
@@ -156,11 +167,7 @@ class TermSumSolution(eqx.Module):
         return self.coeffs.shape[0] + self.window - 1
 
     def _p(self, rho: Array, k: int = 0) -> Array:
-        c = np.polynomial.polynomial.polyder(np.asarray(self.radial, float), k)
-        out = jnp.zeros_like(rho)
-        for a in c[::-1]:  # Horner
-            out = out * rho + a
-        return out
+        return radial_polynomial(self.radial, rho, k)
 
     def __call__(self, x: Array) -> Array:
         y = _windows(x, self.window)
