@@ -55,4 +55,4 @@ def tanh_derivatives(t: Array, order: int) -> list[Array]:
         out.append(-2.0 * t1 * t1 - 2.0 * t * out[1])
     if order >= 4:
         out.append(-6.0 * t1 * out[1] - 2.0 * t * out[2])
-    return out[:order]
+    return out
