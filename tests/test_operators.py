@@ -12,8 +12,9 @@ import pytest
 
 from scifm import operators as ops
 from scifm.models import MLP
-from scifm.operators._jet import collapsed_second_order, sparse_derivatives
+from scifm.operators._jet import collapsed_second_order
 from scifm.operators._linear import polarisation
+from scifm.operators._split import sparse_derivatives
 from scifm.pinn import two_body
 
 
@@ -125,7 +126,7 @@ def _check_unbiased(name, operator, est, d, n, seed, exact, only=None):
 
 STOCHASTIC = [
     ("stde-sparse", lambda s: ops.STDE(s)),
-    ("stde-dense", lambda s: ops.STDE(s, dense=True)),
+    ("stde-dense", lambda s: ops.DenseSTDE(s)),
     ("hutchinson", lambda s: ops.Hutchinson(s)),
     ("sdgd", lambda s: ops.SDGD(s)),
     ("sdgd-fwd", lambda s: ops.SDGD(s, forward_over_backward=True)),
@@ -176,7 +177,7 @@ def test_dense_unbiased_with_fewer_directions_than_dimensions():
     keys = jax.random.split(jax.random.key(2), 4000)
     sol = two_body(d, key=jax.random.key(1))
     for f, ref in [(sol, sol.laplacian(x)), (poly, poly_lap(x))]:
-        est = ops.STDE(5, dense=True)
+        est = ops.DenseSTDE(5)
         vals = jax.jit(jax.vmap(lambda k, f=f, e=est: ops.laplacian(f, x, estimator=e, key=k)))(
             keys
         )
@@ -230,6 +231,32 @@ def test_collapsed_second_order_matches_jets():
         np.testing.assert_allclose(a, b, rtol=1e-12)
     hess = jax.hessian(net)(x)
     np.testing.assert_allclose(ours[2], jnp.sum(hess[idx, idx]), rtol=1e-11)
+
+
+def _raises_value_error(f) -> bool:
+    try:
+        f()
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name,make", [*STOCHASTIC, ("exact", lambda s: ops.Exact())])
+def test_check_dimension_refuses_exactly_what_fails(name, make):
+    """The PINN benchmark skips on ``check_dimension``: it must refuse the ``d`` that fail."""
+    est = make(4)
+    refused = {}
+    for d in (3, 4, 5):
+        x = point(d)
+        refused[d] = _raises_value_error(lambda e=est, d=d: e.check_dimension(d))
+        fails = _raises_value_error(
+            lambda e=est, x=x: jax.eval_shape(
+                lambda y: ops.laplacian(poly, y, estimator=e, key=jax.random.key(0)), x
+            )
+        )
+        assert refused[d] == fails, (name, d)
+    samples_coordinates = name in ("stde-sparse", "sdgd", "sdgd-fwd")
+    assert refused == {3: samples_coordinates, 4: False, 5: False}
 
 
 def test_random_subset_distinct_and_uniform():

@@ -19,35 +19,38 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scifm.operators import AbstractEstimator
 
 # Configurations predicted not to fit (dense d-vectors per point: memory ~ points x
-# directions x d x nesting depth x 4 bytes) or to take minutes per step are skipped
-# with a note instead of being run.
+# directions x d x nesting depth x 4 bytes) or to take minutes per step (Taylor-mode jets)
+# are skipped with a note instead of being run; each estimator states these costs.
 MAX_DENSE_FLOATS = 2.5e9
 MAX_JETS = 2e5
+OPERATOR_ORDERS = {"laplacian": 2, "biharmonic": 4}
 
 
-def _dense_vectors(estimator: str, op: str, d: int, s: int) -> float:
-    """Dense d-vectors carried per point (0 for sparse Taylor mode)."""
-    if estimator in ("stde", "exact"):
-        return 0.0
-    if estimator.startswith("sdgd"):
-        return (s * s if op == "biharmonic" else s) * (4 if op == "biharmonic" else 2)
-    return s * (4 if op == "biharmonic" else 2)  # hte, stde-dense
+def skip_reason(estimator: AbstractEstimator, op: str, d: int, batch: int) -> str | None:
+    """Why (``estimator``, op, d) is not run on a 2-core 24 GiB CPU, or None.
 
-
-def skip_reason(estimator: str, op: str, d: int, s: int, batch: int) -> str | None:
-    """Why (estimator, op, d) is not run on a 2-core 24 GiB CPU, or None."""
-    if estimator == "exact":
-        jets = batch * (d if op == "laplacian" else d * d)
-        if jets > MAX_JETS:
-            return f"exact needs {jets:.0e} jets per step (O(d) Laplacian, O(d^2) biharmonic)"
-        return None
-    if estimator != "exact" and s > d and estimator in ("stde", "sdgd", "sdgd-fwd"):
-        return f"num_samples {s} > d {d}"
-    floats = batch * _dense_vectors(estimator, op, d, s) * d
+    Asks the estimator what it can run and what it costs
+    (:meth:`~scifm.operators.AbstractEstimator.check_dimension`,
+    :meth:`~scifm.operators.AbstractEstimator.jets`,
+    :meth:`~scifm.operators.AbstractEstimator.dense_vectors`).
+    """
+    order = OPERATOR_ORDERS[op]
+    try:
+        estimator.check_dimension(d)
+    except ValueError as e:
+        return str(e)
+    jets = batch * (estimator.jets(order, d) or 0)
+    if jets > MAX_JETS:
+        return f"{type(estimator).__name__} needs {jets:.0e} jets per step"
+    floats = batch * (estimator.dense_vectors(order) or 0) * d
     if floats > MAX_DENSE_FLOATS:
-        return f"~{floats * 4 / 2**30:.0f} GiB of dense d-vectors per step (first-order AD)"
+        return f"~{floats * 4 / 2**30:.0f} GiB of dense d-vectors per step"
     return None
 
 
@@ -173,17 +176,14 @@ def bench_pinn(
     results with ``"skipped"`` and the reason; a subprocess that fails or exceeds
     ``timeout_s`` is recorded with ``"error"``. ``on_result(row)`` is called after each.
     """
+    from scifm import pinn
     from scifm.bench._data import machine
 
     pdes = {"laplacian": "sine-gordon-2body", "biharmonic": "biharmonic-3body"}
     for op in operators:
         if op not in pdes:
             raise ValueError(f"unknown operator {op!r}; valid: {', '.join(pdes)}")
-    from scifm.pinn import ESTIMATORS
-
-    for e in estimators:
-        if e not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {e!r}; valid: {', '.join(ESTIMATORS)}")
+    objects = {e: pinn.make_estimator(e, num_samples) for e in estimators}
     results = []
     for op in operators:
         for d in dims:
@@ -193,7 +193,7 @@ def bench_pinn(
                     num_samples=num_samples, batch_size=batch_size, width=width, depth=depth,
                     repeats=repeats, min_seconds=min_seconds,
                 )  # fmt: skip
-                reason = skip_reason(est, op, int(d), num_samples, batch_size)
+                reason = skip_reason(objects[est], op, int(d), batch_size)
                 if reason is not None:
                     row = {**config, "skipped": reason}
                 else:

@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ..operators import AbstractSplitFunction
-from ..operators._taylor import MAX_ORDER, compose, tanh_derivatives
+from ..operators import MAX_TAYLOR_ORDER, AbstractSplitFunction, tanh_derivatives, taylor_compose
 
 
 class MLP(AbstractSplitFunction):
@@ -72,12 +71,12 @@ class MLP(AbstractSplitFunction):
         """Explicit Taylor propagation (orders <= 4; ``jet`` above): per layer the series of
         ``tanh`` by Faa di Bruno with ``tanh^(k)`` as polynomials in ``tanh``, then all
         ``K`` coefficient vectors through the weight matrix as one ``(K, width)`` product."""
-        if len(series) > MAX_ORDER:
+        if len(series) > MAX_TAYLOR_ORDER:
             return super().head_series(z0, series)
         (a0,), a = z0, jnp.stack([s[0] for s in series])
         for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
             h = jnp.tanh(a0)
-            f = compose(tanh_derivatives(h, len(a)), list(a))
+            f = taylor_compose(tanh_derivatives(h, len(a)), list(a))
             a0, a = w @ h + b, jnp.stack(f) @ w.T
         return a0[0], list(a[:, 0])
 

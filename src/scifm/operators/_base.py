@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ._jet import sparse_derivatives
 from ._linear import LinearOperator, jet_tables
 from ._sampling import random_subset
+from ._split import sparse_derivatives
 
 ScalarFn = Callable[[Array], Array]
 
@@ -26,7 +26,9 @@ class AbstractEstimator(eqx.Module):
 
     Concrete estimators implement :meth:`laplacian` and :meth:`biharmonic`; :meth:`linear`
     (a general :class:`LinearOperator`) is optional and raises ``ValueError`` where an
-    estimator has no meaning for it.
+    estimator has no meaning for it. :meth:`check_dimension`, :meth:`dense_vectors` and
+    :meth:`jets` state what an estimator can run and what it costs, so that callers (the
+    benchmarks) ask the estimator instead of knowing about each one.
     """
 
     @abc.abstractmethod
@@ -46,8 +48,28 @@ class AbstractEstimator(eqx.Module):
         """Estimate ``op`` applied to ``fn`` at ``x``."""
         raise ValueError(
             f"{type(self).__name__} estimates only the Laplacian and the biharmonic; for a "
-            "general LinearOperator use Exact(), SDGD(...) or STDE(..., dense=False)"
+            "general LinearOperator use Exact(), SDGD(...) or STDE(...)"
         )
+
+    def check_dimension(self, d: int) -> None:
+        """Raise ``ValueError`` if the estimator cannot run on points of dimension ``d``
+        (those that sample coordinates without replacement need ``num_samples <= d``).
+        The default accepts every ``d``."""
+
+    def dense_vectors(self, order: int) -> int | None:
+        """Dense ``d``-vectors carried per point by :meth:`laplacian` (``order=2``) or
+        :meth:`biharmonic` (``order=4``): directions times the tangents each carries
+        (nesting depth for first-order AD, series length for Taylor mode). Memory and the
+        first-layer work grow like ``d`` times this; sparse (coordinate) tangents count 0, as
+        they cost ``O(width)`` through an :class:`AbstractSplitFunction`.
+        ``None`` (the default): the estimator does not say."""
+        return None
+
+    def jets(self, order: int, d: int) -> int | None:
+        """Taylor-mode passes (jets, each about ``order^2 / 2`` forward passes) per point
+        by :meth:`laplacian` (``order=2``) or :meth:`biharmonic` (``order=4``) at dimension
+        ``d``; 0 for first-order AD. ``None`` (the default): the estimator does not say."""
+        return None
 
 
 def _check_point(x: Array) -> None:
@@ -59,7 +81,8 @@ def _check_point(x: Array) -> None:
 
 def laplacian(fn: ScalarFn, x: Array, *, estimator: AbstractEstimator, key: Array) -> Array:
     """The Laplacian ``sum_i u_ii`` of ``fn`` at one point ``x`` (shape ``(d,)``), estimated
-    by ``estimator`` (``Exact()``, ``SDGD(n)``, ``Hutchinson(n)``, ``STDE(n)``).
+    by ``estimator`` (``Exact()``, ``SDGD(n)``, ``Hutchinson(n)``, ``STDE(n)``,
+    ``DenseSTDE(n)``).
 
     Returns a scalar whose expectation over ``key`` is the exact Laplacian.
     """
@@ -70,7 +93,7 @@ def laplacian(fn: ScalarFn, x: Array, *, estimator: AbstractEstimator, key: Arra
 def value_and_laplacian(
     fn: ScalarFn, x: Array, *, estimator: AbstractEstimator, key: Array
 ) -> tuple[Array, Array]:
-    """``(fn(x), Laplacian estimate)`` in one pass where the estimator allows (sparse STDE
+    """``(fn(x), Laplacian estimate)`` in one pass where the estimator allows (``STDE``
     through an :class:`AbstractSplitFunction`: the primal of the Taylor pass is ``fn(x)``)."""
     _check_point(x)
     return estimator.value_and_laplacian(fn, x, key=key)

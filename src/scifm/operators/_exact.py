@@ -9,8 +9,8 @@ import numpy as np
 from jax import Array
 
 from ._base import AbstractEstimator, ScalarFn, coordinate_derivative, term_values
-from ._jet import sparse_derivatives
 from ._linear import LinearOperator
+from ._split import sparse_derivatives
 
 
 class Exact(AbstractEstimator):
@@ -33,6 +33,12 @@ class Exact(AbstractEstimator):
     def _map(self, f, xs):
         n = jax.tree_util.tree_leaves(xs)[0].shape[0]
         return jax.lax.map(f, xs, batch_size=min(self.chunk_size, n))
+
+    def dense_vectors(self, order: int) -> int:
+        return 0
+
+    def jets(self, order: int, d: int) -> int:
+        return d ** (order // 2)  # d for the Laplacian, d + d(d - 1) = d^2 for the biharmonic
 
     def laplacian(self, fn: ScalarFn, x: Array, *, key: Array | None = None) -> Array:
         d = x.shape[0]

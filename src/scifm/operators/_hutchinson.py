@@ -32,7 +32,8 @@ class Hutchinson(AbstractEstimator):
 
     Cost per direction: ``k - 1`` nested JVPs over one reverse pass for order ``k``, each pass
     ``O(width * d)`` in the first layer, i.e. ``O(s 2^(k-1) width d)``: cheaper than SDGD's
-    nested reverse passes, but dense in ``d`` (contrast :class:`STDE` with ``dense=False``).
+    nested reverse passes, but dense in ``d`` (contrast :class:`STDE`; :class:`DenseSTDE` gives
+    the same estimates by Taylor mode).
     """
 
     num_samples: int = eqx.field(static=True)
@@ -40,6 +41,12 @@ class Hutchinson(AbstractEstimator):
     def __check_init__(self):
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+
+    def dense_vectors(self, order: int) -> int:
+        return self.num_samples * order
+
+    def jets(self, order: int, d: int) -> int:
+        return 0
 
     def laplacian(self, fn: ScalarFn, x: Array, *, key: Array) -> Array:
         v = jax.random.rademacher(key, (self.num_samples, x.shape[0]), dtype=x.dtype)

@@ -35,7 +35,7 @@ class LinearOperator(eqx.Module):
     - 2 D^4_{e_j}``) and ``u_iiii`` one. Each jet's tangent has at most ``k`` non-zeros, so it
     is cheap through :class:`AbstractSplitFunction` models.
 
-    Estimators (``Exact``, ``SDGD``, sparse ``STDE``) evaluate all terms or an unbiased
+    Estimators (``Exact``, ``SDGD``, ``STDE``) evaluate all terms or an unbiased
     random subset of them; see their docstrings.
     """
 

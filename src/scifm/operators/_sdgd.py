@@ -65,6 +65,21 @@ class SDGD(AbstractEstimator):
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
 
+    def check_dimension(self, d: int) -> None:
+        if self.num_samples > d:
+            raise ValueError(
+                f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
+                "replacement"
+            )
+
+    def dense_vectors(self, order: int) -> int:
+        # s derivatives u_ii for the Laplacian, s^2 u_iijj for the biharmonic, each carrying
+        # ``order`` nested dense tangents
+        return self.num_samples ** (order // 2) * order
+
+    def jets(self, order: int, d: int) -> int:
+        return 0
+
     def _partial(self, fn: ScalarFn, indices) -> ScalarFn:
         if self.forward_over_backward:
             return mixed_partial_forward_over_backward(fn, indices)

@@ -1,8 +1,11 @@
 """Univariate Taylor arithmetic in the derivative convention (no ``1/k!``), up to order 4.
 
-Models use these to propagate Taylor series explicitly (fewer operations than the generic
-``jet`` rules, and the series of all directions go through each dense layer as one matrix
-product). Entry ``k - 1`` of a series is ``d^k/dt^k`` of the curve at ``t = 0``.
+Models use these to propagate Taylor series explicitly in their
+:meth:`AbstractSplitFunction.head_series` (fewer operations than the generic ``jet`` rules,
+and the series of all directions go through each dense layer as one matrix product). Entry
+``k - 1`` of a series is ``d^k/dt^k`` of the curve at ``t = 0``. Public as
+``scifm.operators.taylor_compose``, ``taylor_multiply``, ``tanh_derivatives`` and
+``MAX_TAYLOR_ORDER``.
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ from math import comb
 
 from jax import Array
 
-MAX_ORDER = 4
+MAX_TAYLOR_ORDER = 4
+"""The highest order that :func:`taylor_compose` and :func:`tanh_derivatives` handle; models
+fall back to ``jet`` (:meth:`AbstractSplitFunction.head_series`) above it."""
 
 
-def compose(g: list[Array], a: list[Array]) -> list[Array]:
-    """Series of ``G(A(t))`` from ``g = [G'(A0), G''(A0), ...]`` and ``a = [A1, A2, ...]``
-    (Faa di Bruno: complete Bell polynomials), for ``len(a) <= 4``; ``len(g) >= len(a)``."""
+def taylor_compose(g: list[Array], a: list[Array]) -> list[Array]:
+    """Taylor series of ``G(A(t))``: ``[d^k/dt^k G(A(t)) at t = 0]_{k=1..K}``.
+
+    ``g = [G'(A0), G''(A0), ...]`` are the derivatives of ``G`` at ``A0 = A(0)`` (at least
+    ``K`` of them) and ``a = [A1, ..., AK]`` the series of ``A``, ``K = len(a) <=``
+    :data:`MAX_TAYLOR_ORDER`; elementwise (arrays broadcast). Faa di Bruno's formula
+    (complete Bell polynomials). Raises ``ValueError`` for ``K > MAX_TAYLOR_ORDER``.
+    """
     k = len(a)
-    if k > MAX_ORDER:
-        raise ValueError(f"explicit Taylor propagation goes to order {MAX_ORDER}, got {k}")
+    if k > MAX_TAYLOR_ORDER:
+        raise ValueError(f"explicit Taylor propagation goes to order {MAX_TAYLOR_ORDER}, got {k}")
     out = [g[0] * a[0]]
     if k >= 2:
         a1sq = a[0] * a[0]
@@ -36,17 +46,22 @@ def compose(g: list[Array], a: list[Array]) -> list[Array]:
     return out
 
 
-def multiply(p0: Array, p: list[Array], q0: Array, q: list[Array]) -> list[Array]:
-    """Series of ``P(t) Q(t)`` (Leibniz rule), given both primals and series."""
+def taylor_multiply(p0: Array, p: list[Array], q0: Array, q: list[Array]) -> list[Array]:
+    """Taylor series of ``P(t) Q(t)`` by the Leibniz rule, from the primals ``p0``, ``q0`` and
+    the series ``p``, ``q`` (equal lengths ``K``, any order); elementwise, returns ``K``
+    coefficients."""
     ps, qs = [p0, *p], [q0, *q]
     return [sum(comb(k, j) * ps[j] * qs[k - j] for j in range(k + 1)) for k in range(1, len(p) + 1)]
 
 
 def tanh_derivatives(t: Array, order: int) -> list[Array]:
     """``[tanh', ..., tanh^(order)]`` at the point whose ``tanh`` is ``t``, as polynomials in
-    ``t``: ``tanh' = 1 - t^2`` and ``(tanh^(k))' = `` the derivative of that polynomial."""
-    if order > MAX_ORDER:
-        raise ValueError(f"explicit Taylor propagation goes to order {MAX_ORDER}, got {order}")
+    ``t``: ``tanh' = 1 - t^2`` and ``(tanh^(k))' = `` the derivative of that polynomial.
+    Raises ``ValueError`` for ``order > MAX_TAYLOR_ORDER``."""
+    if order > MAX_TAYLOR_ORDER:
+        raise ValueError(
+            f"explicit Taylor propagation goes to order {MAX_TAYLOR_ORDER}, got {order}"
+        )
     t1 = 1.0 - t * t
     out = [t1]
     if order >= 2:

@@ -6,8 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from ..operators import AbstractSplitFunction
-from ..operators._taylor import MAX_ORDER, compose, multiply
+from ..operators import MAX_TAYLOR_ORDER, AbstractSplitFunction, taylor_compose, taylor_multiply
 from ._solutions import radial_polynomial
 
 
@@ -45,14 +44,14 @@ class HardConstraint(AbstractSplitFunction):
     def head_series(self, z0, series):
         """``p(rho) N`` by the product rule, ``p(rho(t))`` by Faa di Bruno, ``N`` by the
         network's own :meth:`head_series` (orders <= 4; ``jet`` above)."""
-        if len(series) > MAX_ORDER:
+        if len(series) > MAX_TAYLOR_ORDER:
             return super().head_series(z0, series)
         *h0, r0 = z0
         n0, n = self.net.head_series(tuple(h0), [tuple(s[:-1]) for s in series])
         k = len(series)
-        p = compose([self._poly(r0, j) for j in range(1, k + 1)], [s[-1] for s in series])
+        p = taylor_compose([self._poly(r0, j) for j in range(1, k + 1)], [s[-1] for s in series])
         p0 = self._poly(r0, 0)
-        return p0 * n0, multiply(p0, p, n0, n)
+        return p0 * n0, taylor_multiply(p0, p, n0, n)
 
     def head_taylor2(self, z0, z1, z2):
         """Product rule on ``p(rho) N``: with ``D p = p' rho_1``,

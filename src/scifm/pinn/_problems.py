@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from jax import Array
 
 from .. import operators as ops
-from ..operators._split import radial_derivative
 from ._solutions import ANNULUS, BALL, TermSumSolution, three_body, two_body
 
 
@@ -107,7 +106,7 @@ class Biharmonic(AbstractProblem):
     ``d_n u = d_n u*`` on both spheres by a penalty (mean square over ``n`` boundary
     points per step, half on each sphere). The normal is ``x/|x|``, so through the network's
     first layer its tangent is ``W x``, which the primal already holds
-    (:func:`~scifm.operators._split.radial_derivative`): no second ``(width, d)`` product.
+    (:func:`~scifm.operators.radial_derivative`): no second ``(width, d)`` product.
     """
 
     def __init__(self, solution, *, gradient_weight: float = 0.0):
@@ -125,7 +124,9 @@ class Biharmonic(AbstractProblem):
         x = sample_shell(key, n, self.dim, 1.0, 1.0, self.solution.coeffs.dtype)
         x = x * jnp.where(jnp.arange(n) % 2 == 0, 1.0, 2.0)[:, None].astype(x.dtype)
 
-        err = jax.vmap(lambda y: radial_derivative(u, y) - radial_derivative(self.solution, y))(x)
+        err = jax.vmap(
+            lambda y: ops.radial_derivative(u, y) - ops.radial_derivative(self.solution, y)
+        )(x)
         return jnp.mean(err**2)
 
 

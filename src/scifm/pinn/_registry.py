@@ -7,7 +7,7 @@ from .. import operators as ops
 ESTIMATORS = {
     "exact": lambda n: ops.Exact(),
     "stde": lambda n: ops.STDE(num_samples=n),
-    "stde-dense": lambda n: ops.STDE(num_samples=n, dense=True),
+    "stde-dense": lambda n: ops.DenseSTDE(num_samples=n),
     "hte": lambda n: ops.Hutchinson(num_samples=n),
     "sdgd": lambda n: ops.SDGD(num_samples=n),
     "sdgd-fwd": lambda n: ops.SDGD(num_samples=n, forward_over_backward=True),
