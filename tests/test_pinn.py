@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from scifm import NoProgress, RunFinished, pinn
 from scifm import operators as ops
-from scifm import pinn
 from scifm.cli import main
 from scifm.operators._jet import collapsed_second_order, jet_head_series
 from scifm.operators._split import radial_derivative
@@ -127,7 +127,7 @@ def test_biharmonic_and_gpinn_training_converge():
 def test_gpinn_and_biharmonic_losses_are_finite_and_differentiable():
     for name, est in [
         ("sine-gordon-3body-gpinn", ops.STDE(3)),
-        ("biharmonic-3body", ops.STDE(3, dense=True)),
+        ("biharmonic-3body", ops.DenseSTDE(3)),
     ]:
         problem = pinn.make_problem(name, 6, key=jax.random.key(0))
         model = pinn.make_model(problem, width=8, depth=2, key=jax.random.key(1))
@@ -145,6 +145,25 @@ def test_gpinn_and_biharmonic_losses_are_finite_and_differentiable():
     assert with_grad > base  # the gPINN term adds a positive penalty
 
 
+class _Killed(Exception):
+    pass
+
+
+class _KillAt(NoProgress):
+    """A progress object that raises after step ``at`` (a kill at that moment)."""
+
+    def __init__(self, at):
+        self.at, self.n = at, 0
+
+    def start(self, total, done):
+        self.n = done
+
+    def step(self, loss, samples):
+        self.n += 1
+        if self.n == self.at:
+            raise _Killed
+
+
 @pytest.mark.slow
 def test_run_directory_and_resume_after_kill(tmp_path):
     problem = pinn.make_problem("poisson-2body", 4, key=jax.random.key(0))
@@ -152,18 +171,16 @@ def test_run_directory_and_resume_after_kill(tmp_path):
         steps=40, width=8, depth=1, batch_size=8, n_test=500, eval_every=20, checkpoint_every=10
     )
     ref_model, ref = pinn.fit(problem, ops.STDE(2), **kwargs)
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_25(step, row):
-        if step == 25:
-            raise Killed
+    reference = tmp_path / "reference"
+    pinn.fit(problem, ops.STDE(2), run_dir=reference, **kwargs)
 
     run = tmp_path / "run"
-    with pytest.raises(Killed):
-        pinn.fit(problem, ops.STDE(2), run_dir=run, callback=kill_at_25, **kwargs)
-    assert (run / "checkpoint.eqx").exists() and not (run / "final.json").exists()
+    with pytest.raises(_Killed):  # killed before its first checkpoint: nothing to resume
+        pinn.fit(problem, ops.STDE(2), run_dir=run, progress=_KillAt(5), **kwargs)
+    assert not (run / "state.json").exists()
+    with pytest.raises(_Killed):  # killed at step 25: resumes from the state of step 20
+        pinn.fit(problem, ops.STDE(2), run_dir=run, progress=_KillAt(25), **kwargs)
+    assert (run / "state.json").exists() and not (run / "result.json").exists()
     model, result = pinn.fit(problem, ops.STDE(2), run_dir=run, **kwargs)
     for a, b in zip(
         jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(ref_model), strict=True
@@ -172,11 +189,33 @@ def test_run_directory_and_resume_after_kill(tmp_path):
     np.testing.assert_allclose(result["rel_l2"], ref["rel_l2"], rtol=1e-12)
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [10, 20, 30, 40]  # nothing duplicated after resume
-    assert json.loads((run / "final.json").read_text())["rel_l2"] == result["rel_l2"]
-    assert (run / "loss.png").stat().st_size > 0
-    assert not list(run.glob("*.tmp"))
-    with pytest.raises(ValueError, match="different configuration"):
+    ref_rows = [json.loads(r) for r in (reference / "metrics.jsonl").read_text().splitlines()]
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert drop_time(rows) == drop_time(ref_rows)  # same metrics as the uninterrupted run
+    assert json.loads((run / "result.json").read_text())["rel_l2"] == result["rel_l2"]
+    assert (run / "checkpoint.eqx").read_bytes() == (reference / "checkpoint.eqx").read_bytes()
+    assert json.loads((run / "model.json").read_text())["dim"] == 4
+    assert not list(run.glob(".*.tmp"))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(RunFinished, match="finished run"):  # a finished run changes nothing
+        pinn.fit(problem, ops.STDE(2), run_dir=run, **kwargs)
+    with pytest.raises(ValueError, match="another configuration.*steps: 40 -> 50"):
         pinn.fit(problem, ops.STDE(2), run_dir=run, **{**kwargs, "steps": 50})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_diverging_pinn_is_refused_before_anything_is_saved(tmp_path):
+    problem = pinn.make_problem("poisson-2body", 4, key=jax.random.key(0), dtype=F32)
+    run = tmp_path / "run"
+    with pytest.raises(pinn.DivergenceError, match="lower the learning rate"):  # 1e30^2 overflows
+        pinn.fit(
+            problem, ops.STDE(2), steps=5, width=4, depth=1, batch_size=4, lr=1e30, run_dir=run
+        )
+    assert not run.exists()  # a refused run leaves nothing behind
+    for bad in ({"lr": 0.0}, {"lr": -1.0}, {"lr": float("nan")}, {"n_test": 0}, {"eval_every": -1}):
+        with pytest.raises(ValueError, match="must be"):
+            pinn.fit(problem, ops.STDE(2), **{"steps": 5, "run_dir": run, **bad})
+    assert not run.exists()
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -9,6 +9,7 @@ argument error raised before any work prints alone.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 
 class Display:
@@ -90,31 +91,69 @@ class Bar:
         self._task = None
 
 
-class TrainingBar:
-    """The bar of one training run, in the form :func:`scifm.train.fit` calls it.
+class RunProgress(Protocol):
+    """What a training loop tells about its run (``scifm.train.fit``, ``scifm.pinn.fit``).
 
-    ``advance(samples, loss)`` per step and ``epoch(epoch, val)`` per validation; the text shows
-    the last loss, the last validation error and the sample rate. ``close`` removes the line
-    (and closes the display when the bar owns it).
+    ``start(total, done)`` once (``done`` steps were taken before a resume), ``step(loss,
+    samples)`` after every step, ``evaluated(name, value, at)`` after an evaluation, and
+    ``close()`` at the end, also on an error.
     """
 
-    def __init__(self, bar: Bar, owns_display: bool = False):
-        self.bar, self.owns = bar, owns_display
-        self.loss, self.val, self.samples = "-", "-", 0
-        self._start = time.perf_counter()
+    def start(self, total: int, done: int) -> None: ...
 
-    def advance(self, samples: int, loss: float) -> None:
-        self.samples += samples
-        self.loss = f"{loss:.3g}"
-        rate = self.samples / max(time.perf_counter() - self._start, 1e-9)
-        self.bar.update(
-            advance=1, info=f"loss {self.loss} | val {self.val} | {rate:,.0f} samples/s"
-        )
+    def step(self, loss: float, samples: int) -> None: ...
 
-    def epoch(self, epoch: int, val: float) -> None:
-        self.val = f"{val:.3g} (epoch {epoch})"
+    def evaluated(self, name: str, value: float, at: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NoProgress:
+    """Shows nothing: the default progress of every library loop."""
+
+    def start(self, total: int, done: int) -> None:
+        pass
+
+    def step(self, loss: float, samples: int) -> None:
+        pass
+
+    def evaluated(self, name: str, value: float, at: str) -> None:
+        pass
 
     def close(self) -> None:
-        self.bar.remove()
+        pass
+
+
+class RunBar:
+    """The bar of one training run on a :class:`Display`: last loss, last evaluation, rate.
+
+    ``unit`` is what the rate counts (``samples`` for operators, ``it`` for steps). ``close``
+    removes the line (and closes the display when the bar owns it).
+    """
+
+    def __init__(
+        self, display: Display, description: str, unit: str = "samples", owns_display: bool = False
+    ):
+        self.display, self.description, self.unit = display, description, unit
+        self.owns, self.bar = owns_display, None
+        self.loss, self.value, self.count = "-", "", 0
+        self._start = time.perf_counter()
+
+    def start(self, total: int, done: int) -> None:
+        self.bar = self.display.bar(self.description, total, done)
+        self._start = time.perf_counter()
+
+    def step(self, loss: float, samples: int) -> None:
+        self.count += samples
+        self.loss = f"{loss:.3g}"
+        rate = self.count / max(time.perf_counter() - self._start, 1e-9)
+        self.bar.update(advance=1, info=f"loss {self.loss}{self.value} | {rate:,.1f} {self.unit}/s")
+
+    def evaluated(self, name: str, value: float, at: str) -> None:
+        self.value = f" | {name} {value:.3g} ({at})"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.remove()
         if self.owns:
-            self.bar.display.close()
+            self.display.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scifm._io import figure, save_figure
 from scifm.data._reader import PDEDataset
 from scifm.pdes import COEFFICIENT_NAMES
 
@@ -49,13 +50,9 @@ def summary(data: PDEDataset, max_samples: int = 256) -> dict:
 
 def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> Path:
     """Write a PNG: one row per sample, source and solution side by side, coefficients in titles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     count = max(1, min(count, len(data)))
-    fig, axes = plt.subplots(count, 2, figsize=(7.0, 3.1 * count), squeeze=False)
+    fig = figure(figsize=(7.0, 3.1 * count))
+    axes = fig.subplots(count, 2, squeeze=False)
     extent = (0, 1, 0, 1)
     for row in range(count):
         f, u = data.inputs[row][0], data.outputs[row][0]
@@ -88,9 +85,4 @@ def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> P
         fontsize=10,
     )
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -31,7 +31,6 @@ from ._train import DivergenceError as DivergenceError
 from ._train import fit as fit
 from ._train import make_model as make_model
 from ._train import make_optimizer as make_optimizer
-from ._train import make_plain_step as make_plain_step
 from ._train import make_step as make_step
 from ._train import pinn_loss as pinn_loss
 from ._train import relative_l2 as relative_l2
@@ -53,7 +52,6 @@ __all__ = [
     "make_estimator",
     "make_model",
     "make_optimizer",
-    "make_plain_step",
     "make_problem",
     "make_step",
     "pinn_loss",

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
+from .._io import figure, read_jsonl, save_figure
 
-def plot_metrics(metrics: str | Path, out: str | Path) -> Path:
-    """Plot training loss and relative L2 error against step from ``metrics.jsonl``."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_metrics(run: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
+    """Training loss and relative L2 error against step, from ``run/metrics.jsonl``.
 
-    rows = [json.loads(r) for r in Path(metrics).read_text().splitlines() if r.strip()]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    Writes the PNG atomically to ``path`` (default ``run/loss.png``) and returns it.
+    """
+    run = Path(run)
+    rows = read_jsonl(run / "metrics.jsonl")
+    fig = figure(figsize=(9, 3.5))
+    a, b = fig.subplots(1, 2)
     a.semilogy([r["step"] for r in rows], [r["loss"] for r in rows])
     a.set(xlabel="step", ylabel="training loss", title="PINN loss")
     ev = [r for r in rows if "rel_l2" in r]
@@ -23,9 +25,4 @@ def plot_metrics(metrics: str | Path, out: str | Path) -> Path:
     for ax in (a, b):
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, run / "loss.png" if path is None else path)

@@ -1,14 +1,17 @@
-"""PINN training: pure jitted steps, a thin loop with a run directory, checkpoints and resume."""
+"""PINN training: pure jitted steps, a thin loop with a run directory, checkpoints and resume.
+
+A PINN run keeps the run-directory layout every pillar shares (:mod:`scifm._runs`):
+``config.json``, ``metrics.jsonl`` (every 10th step and every evaluation), the resumable
+``state.json`` + ``state-<step>.eqx``, the final model ``checkpoint.eqx`` + ``model.json``, and
+``result.json`` written last.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -17,6 +20,8 @@ import optax
 from jax import Array
 
 from .. import operators as ops
+from .._progress import NoProgress, RunProgress
+from .._runs import DivergenceError, RunDirectory
 from ..models import MLP
 from ._model import HardConstraint
 from ._problems import AbstractProblem
@@ -79,23 +84,6 @@ def make_step(problem, estimator, optimizer, batch_size: int) -> Callable:
     return step
 
 
-def make_plain_step(problem, optimizer, batch_size: int) -> Callable:
-    """The floor: same model, same batch sampling, loss ``mean (u(x) - u*(x))^2`` with no
-    derivative term (one forward and one backward pass)."""
-
-    @eqx.filter_jit
-    def step(model, opt_state, key):
-        def loss_fn(m):
-            x = problem.sample(key, batch_size)
-            return jnp.mean((jax.vmap(m)(x) - jax.vmap(problem.exact)(x)) ** 2)
-
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
-        updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
-
-    return step
-
-
 def relative_l2(model, problem: AbstractProblem, *, key: Array, n: int = 20_000) -> float:
     """``|u - u*|_2 / |u*|_2`` on ``n`` test points, drawn and evaluated in batches so that
     at most ~2e7 coordinates are in memory (never ``n x d`` at once)."""
@@ -117,25 +105,6 @@ def relative_l2(model, problem: AbstractProblem, *, key: Array, n: int = 20_000)
     return math.sqrt(num / den)
 
 
-def _atomic_write_bytes(path: Path, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
 def fit(
     problem: AbstractProblem,
     estimator: ops.AbstractEstimator,
@@ -149,31 +118,54 @@ def fit(
     n_test: int = 20_000,
     eval_every: int = 1000,
     checkpoint_every: int = 500,
+    checkpoint_seconds: float = 60.0,
     run_dir: str | os.PathLike | None = None,
     config: dict | None = None,
-    callback: Callable[[int, dict], None] | None = None,
+    progress: RunProgress = NoProgress(),
 ) -> tuple[eqx.Module, dict]:
     """Train a hard-constrained PINN on ``problem`` with ``estimator``; return (model, result).
 
-    With ``run_dir``: writes ``config.json`` (``config`` plus the arguments),
-    ``metrics.jsonl`` (one JSON line per logged step: step, loss, elapsed seconds, and
-    ``rel_l2`` at evaluations), ``checkpoint.eqx`` (model, optimiser state, step; written
-    atomically every ``checkpoint_every`` steps) and ``final.json``. If the directory holds a
-    checkpoint of the same configuration, training resumes from it (losing at most
-    ``checkpoint_every`` steps); a different configuration raises ``ValueError``. Step
-    ``n`` uses the key ``fold_in(key(seed), n)``, so a resumed run draws the same points.
+    Adam with the learning rate decayed linearly from ``lr`` to 0 over ``steps``; step ``n``
+    uses the key ``fold_in(key(seed), n)``, so a resumed run draws the same points and ends
+    as an uninterrupted one would. The relative L2 error on ``n_test`` points is evaluated
+    every ``eval_every`` steps (0: never before) and after the last.
 
-    ``callback(step, metrics)`` is called after every step (progress bars live in the CLI).
-    Raises :class:`DivergenceError` if the loss is not finite.
+    With ``run_dir`` (see the module docstring): ``config`` plus the arguments and the
+    precision make ``config.json``; the resumable state is saved every ``checkpoint_every``
+    steps, every ``checkpoint_seconds`` seconds and at the end, so a kill loses at most that
+    much. An unfinished run of the same configuration there is resumed; another
+    configuration, a finished run or a foreign directory is refused
+    (:class:`scifm._runs.RunError`, :class:`scifm._runs.RunFinished`) before anything runs.
+
+    Raises:
+        ValueError: bad arguments.
+        DivergenceError: the loss became NaN or infinite.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    for name, value in (
+        ("steps", steps),
+        ("width", width),
+        ("depth", depth),
+        ("batch_size", batch_size),
+        ("n_test", n_test),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(eval_every, int) and eval_every >= 0):
+        raise ValueError(
+            f"eval_every must be >= 0 (0: only after the last step), got {eval_every!r}"
+        )
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr}")
+    if not checkpoint_seconds >= 0:  # 0: after every step
+        raise ValueError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
     key = jax.random.key(seed)
     kmodel, ktrain, ktest = jax.random.split(key, 3)
     model = make_model(problem, width=width, depth=depth, key=kmodel)
     optimizer = make_optimizer(steps, lr)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     step_fn = make_step(problem, estimator, optimizer, batch_size)
+    dtype = str(problem.solution.coeffs.dtype)
     settings = dict(
         config or {},
         steps=steps,
@@ -183,71 +175,57 @@ def fit(
         lr=lr,
         seed=seed,
         n_test=n_test,
+        eval_every=eval_every,
         estimator=repr(estimator),
+        dtype=dtype,
     )
     # trace the step once before touching the run directory: errors that show only when the
-    # estimator meets the problem (more sampled dimensions than d, ...) leave nothing behind
+    # estimator meets the problem (more sampled dimensions than d, ...) are raised first
     eqx.filter_eval_shape(step_fn, model, opt_state, ktrain)
-    start, elapsed0 = 0, 0.0
-    run = Path(run_dir) if run_dir is not None else None
+    run = RunDirectory.open(run_dir, settings) if run_dir is not None else None
+    start, elapsed0, history = 0, 0.0, []
     if run is not None:
-        run.mkdir(parents=True, exist_ok=True)
-        cfg_path, ckpt = run / "config.json", run / "checkpoint.eqx"
-        if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if {k: v for k, v in old.items() if k != "scifm_version"} != json.loads(
-                json.dumps({k: v for k, v in settings.items() if k != "scifm_version"})
-            ):
-                raise ValueError(
-                    f"{run} holds a run with a different configuration; choose another --out"
-                )
-        else:
-            _atomic_write_text(cfg_path, json.dumps(settings, indent=2) + "\n")
-        if ckpt.exists():
-            like = (
-                model,
-                opt_state,
-                jnp.zeros((), jnp.int64 if jax.config.x64_enabled else jnp.int32),
-                jnp.zeros(()),
-            )
-            model, opt_state, s, el = eqx.tree_deserialise_leaves(ckpt, like)
-            start, elapsed0 = int(s), float(el)
-            _truncate_metrics(run / "metrics.jsonl", start)
+        saved_state = run.load_state((model, opt_state))
+        if saved_state is not None:
+            (model, opt_state), counters = saved_state
+            start, elapsed0 = counters["step"], counters["elapsed_s"]
+        # rows logged after the saved state are redone; a run restarted from 0 keeps none
+        history = run.keep_metrics(lambda r: r["step"] <= start)
 
-    def save(step: int, elapsed: float):
-        if run is None:
-            return
-        leaves = (model, opt_state, jnp.asarray(step), jnp.asarray(elapsed))
-        _atomic_write_bytes(run / "checkpoint.eqx", lambda f: eqx.tree_serialise_leaves(f, leaves))
-
-    metrics_file = open(run / "metrics.jsonl", "a") if run is not None else None  # noqa: SIM115
-    history: list[dict] = []
     t0 = time.perf_counter() - elapsed0
-    rel = None
+    saved = time.perf_counter()
+    progress.start(steps, start)
     try:
         for n in range(start, steps):
             model, opt_state, loss = step_fn(model, opt_state, jax.random.fold_in(ktrain, n))
             loss = float(loss)
             if not math.isfinite(loss):
-                raise DivergenceError(f"training loss is {loss} at step {n + 1}")
+                kept = f" (it keeps its state at step {start})" if run is not None and start else ""
+                raise DivergenceError(
+                    f"the training loss became {loss} at step {n + 1}{kept}: lower the learning "
+                    f"rate (now {lr:g})"
+                )
             row = {"step": n + 1, "loss": loss, "time_s": time.perf_counter() - t0}
             last = n + 1 == steps
-            if eval_every and ((n + 1) % eval_every == 0 or last):
-                row["rel_l2"] = rel = relative_l2(model, problem, key=ktest, n=n_test)
+            if (eval_every and (n + 1) % eval_every == 0) or last:
+                row["rel_l2"] = relative_l2(model, problem, key=ktest, n=n_test)
+                progress.evaluated("rel_l2", row["rel_l2"], f"step {n + 1}")
             if (n + 1) % 10 == 0 or "rel_l2" in row:
                 history.append(row)
-                if metrics_file is not None:
-                    metrics_file.write(json.dumps(row) + "\n")
-                    metrics_file.flush()
-            if run is not None and ((n + 1) % checkpoint_every == 0 or last):
-                save(n + 1, time.perf_counter() - t0)
-            if callback is not None:
-                callback(n + 1, row)
+                if run is not None:
+                    run.log(row)
+            due = (
+                n + 1
+            ) % checkpoint_every == 0 or time.perf_counter() - saved >= checkpoint_seconds
+            if run is not None and (due or last):
+                counters = {"step": n + 1, "elapsed_s": time.perf_counter() - t0}
+                run.save_state((model, opt_state), counters, step=n + 1)
+                start, saved = n + 1, time.perf_counter()
+            progress.step(loss, 1)
     finally:
-        if metrics_file is not None:
-            metrics_file.close()
-    if rel is None:
-        rel = relative_l2(model, problem, key=ktest, n=n_test)
+        progress.close()
+    evaluated = [r for r in history if "rel_l2" in r and r["step"] == steps]
+    rel = evaluated[-1]["rel_l2"] if evaluated else relative_l2(model, problem, key=ktest, n=n_test)
     result = {
         "rel_l2": rel,
         "steps": steps,
@@ -255,16 +233,7 @@ def fit(
         "final_loss": history[-1]["loss"] if history else None,
     }
     if run is not None:
-        _atomic_write_text(run / "final.json", json.dumps(result, indent=2) + "\n")
-        from ._plot import plot_metrics
-
-        plot_metrics(run / "metrics.jsonl", run / "loss.png")
+        description = {"kind": "pinn-mlp", "dim": problem.dim, "width": width, "depth": depth}
+        run.save_model(model, {**description, "dtype": dtype})
+        run.write_result(result)
     return model, result
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    keep = [r for r in rows if json.loads(r)["step"] <= step]
-    _atomic_write_text(path, "".join(r + "\n" for r in keep))

@@ -1,4 +1,4 @@
-"""Checkpoints: weights by ``eqx.tree_serialise_leaves``, hyper-parameters as JSON, atomic writes."""
+"""Operator checkpoints: weights by ``eqx.tree_serialise_leaves``, hyper-parameters as JSON."""
 
 from __future__ import annotations
 
@@ -12,24 +12,11 @@ import jax
 import jax.numpy as jnp
 
 from scifm import __version__
+from scifm._io import atomic_write_bytes, atomic_write_json
+from scifm._runs import MODEL as HYPER
+from scifm._runs import WEIGHTS
 from scifm.data import Normalizer
 from scifm.models import FNO, OperatorModel
-
-WEIGHTS, HYPER = "checkpoint.eqx", "model.json"
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on ``path.partial`` and rename it to ``path`` when done."""
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 def hyperparameters(model: OperatorModel, **extra: Any) -> dict:
@@ -75,7 +62,7 @@ def skeleton(hyper: dict) -> OperatorModel:
 def save(directory: Path, model: OperatorModel, name: str = WEIGHTS, **extra: Any) -> None:
     """Write ``directory/name`` (weights) and ``directory/model.json`` atomically."""
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / HYPER, json.dumps(hyperparameters(model, **extra), indent=2))
+    atomic_write_json(directory / HYPER, hyperparameters(model, **extra))
     atomic_write_bytes(directory / name, lambda f: eqx.tree_serialise_leaves(f, model))
 
 

@@ -43,7 +43,7 @@ def start_model(
             modes=spec.modes if spec else hyper["modes"],
             in_channels=in_channels,
             out_channels=1,
-            source=f"--init {init}",
+            source=f"the initial run {init}",
         )
         # terms the pre-training data never had take their input scale from this data
         model = OperatorModel(model.normalizer.complete(train), model.net)

@@ -1,0 +1,53 @@
+"""Evaluation of an operator model: per-sample relative L2 errors and their summary."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from scifm.data import FieldSet
+from scifm.models import OperatorModel
+from scifm.train._losses import relative_l2_per_sample
+
+
+@eqx.filter_jit
+def _errors(model: OperatorModel, f, c, u):
+    return relative_l2_per_sample(jax.vmap(model)(f, c), u)
+
+
+def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.ndarray:
+    """Per-sample relative L2 errors of ``model`` on ``fields`` (batches padded to one shape).
+
+    Raises:
+        ValueError: ``batch_size`` is not a positive integer, or ``fields`` is empty.
+    """
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n = len(fields)
+    if n == 0:
+        raise ValueError(f"{fields.name or 'the data'} holds no samples to evaluate")
+    size = min(batch_size, n)
+    out = np.empty(n)
+    for lo in range(0, n, size):
+        index = np.arange(lo, min(lo + size, n))
+        padded = np.resize(index, size)  # repeat samples to keep the compiled shape
+        f, c, u = fields.take(padded)
+        out[index] = np.asarray(_errors(model, f, c, u))[: len(index)]
+    return out
+
+
+def summarise(errs: np.ndarray) -> dict:
+    """The metric: mean per-sample relative L2 error, and its spread."""
+    return {
+        "rel_l2_mean": float(np.mean(errs)),
+        "rel_l2_std": float(np.std(errs)),
+        "rel_l2_median": float(np.median(errs)),
+        "rel_l2_p90": float(np.quantile(errs, 0.9)),
+        "n": int(len(errs)),
+    }
+
+
+def evaluate(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> dict:
+    """Mean per-sample relative L2 error on ``fields`` and its spread."""
+    return summarise(errors(model, fields, batch_size))

@@ -1,0 +1,172 @@
+"""The run-directory layer: refusals, corrupt files, and fault injection after every save.
+
+The fault-injection tests stop a run right after each save in turn (an exception raised as
+the save returns, as a kill at that moment would), rerun it, and compare every file with an
+uninterrupted run: identical on the CPU, for each long-running loop that uses the layer.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from scifm import RunError, RunFinished, data, models, pdes, pinn, train
+from scifm import operators as ops
+from scifm._runs import RunDirectory
+
+TIMING = {"seconds", "samples_per_s", "time_s", "train_seconds", "train_time_s", "elapsed_s"}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_save(monkeypatch, k: int) -> list:
+    """Make the ``k``-th ``save_state`` (counting from 1) raise right after it saved."""
+    calls = []
+    original = RunDirectory.save_state
+
+    def save_state(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == k:
+            raise _Stop
+
+    monkeypatch.setattr(RunDirectory, "save_state", save_state)
+    return calls
+
+
+def _files(run) -> dict:
+    """Every file of a run directory, JSON with its timings dropped, the rest as bytes."""
+    out = {}
+    for path in sorted(run.iterdir()):
+        if path.name.endswith(".png"):
+            continue
+        if path.name in ("state.json", "config.json"):
+            continue  # counters and provenance: compared through the files they produce
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            out[path.name] = [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+        elif path.suffix == ".json":
+            row = json.loads(path.read_text())
+            out[path.name] = {k: v for k, v in row.items() if k not in TIMING}
+        elif not path.name.startswith("state-"):
+            out[path.name] = path.read_bytes()
+    return out
+
+
+def _tiny_model(coefficients=6):
+    net = models.FNO(1 + coefficients, 1, 4, 2, key=jax.random.key(0))
+    return models.OperatorModel(data.Normalizer(1.0, np.ones(coefficients)), net)
+
+
+@pytest.fixture(scope="module")
+def fields(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    path = data.generate(pdes.Poisson(), 12, 16, 0, d / "tiny.h5")
+    return data.FieldSet.load(path)
+
+
+def _fit_operator(fields, out):
+    # 3 steps an epoch (batch 4 of 12), 2 epochs, saved after every step and every validation
+    return train.fit(
+        _tiny_model(), fields, fields, out, epochs=2, batch_size=4, checkpoint_every=0.0
+    )
+
+
+def test_operator_fit_stopped_after_every_save_resumes_to_the_same_files(
+    fields, tmp_path, monkeypatch
+):
+    whole = tmp_path / "whole"
+    saves = _stop_after_save(monkeypatch, 0)
+    _fit_operator(fields, whole)
+    total = len(saves)
+    assert total == 7  # 5 inside the epochs (not after the last step), 2 at validations
+    for k in range(1, total + 1):
+        run = tmp_path / f"stopped-{k}"
+        _stop_after_save(monkeypatch, k)
+        with pytest.raises(_Stop):
+            _fit_operator(fields, run)
+        assert not (run / "result.json").exists()
+        _stop_after_save(monkeypatch, 0)
+        _fit_operator(fields, run)
+        assert _files(run) == _files(whole), f"stopped after save {k}"
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def _fit_pinn(out):
+    problem = pinn.make_problem("poisson-2body", 3, key=jax.random.key(0))
+    return pinn.fit(
+        problem,
+        ops.STDE(2),
+        steps=30,
+        width=4,
+        depth=1,
+        batch_size=4,
+        n_test=100,
+        eval_every=20,
+        checkpoint_every=10,
+        run_dir=out,
+    )
+
+
+def test_pinn_fit_stopped_after_every_save_resumes_to_the_same_files(tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    saves = _stop_after_save(monkeypatch, 0)
+    _fit_pinn(whole)
+    total = len(saves)
+    assert total == 3
+    for k in range(1, total + 1):
+        run = tmp_path / f"stopped-{k}"
+        _stop_after_save(monkeypatch, k)
+        with pytest.raises(_Stop):
+            _fit_pinn(run)
+        _stop_after_save(monkeypatch, 0)
+        _fit_pinn(run)
+        assert _files(run) == _files(whole), f"stopped after save {k}"
+
+
+def test_open_refuses_foreign_changed_and_finished_directories(tmp_path):
+    fresh = RunDirectory.open(tmp_path / "new", {"a": 1})
+    assert not (tmp_path / "new").exists()  # opening writes nothing
+    fresh.log({"step": 1})
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["a"] == 1
+    with pytest.raises(RunError, match=r"another configuration \(a: 1 -> 2; b: \(absent\) -> 3\)"):
+        RunDirectory.open(tmp_path / "new", {"a": 2, "b": 3})
+    RunDirectory.open(tmp_path / "new", {"a": 1}).write_result({"x": float("inf")})
+    assert json.loads((tmp_path / "new" / "result.json").read_text()) == {"x": None}
+    with pytest.raises(RunFinished, match="finished run"):
+        RunDirectory.open(tmp_path / "new", {"a": 1})
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not a scifm run directory"):
+        RunDirectory.open(tmp_path / "foreign", {"a": 1})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunError, match="is a file"):
+        RunDirectory.open(tmp_path / "file", {"a": 1})
+
+
+def test_corrupt_run_files_are_named_with_what_to_do(tmp_path):
+    run = RunDirectory.open(tmp_path / "run", {"a": 1})
+    tree = {"w": np.arange(3.0)}
+    run.save_state(tree, {"step": 1}, step=1)
+    run.log({"step": 1})
+    run.log({"step": 2})
+    with open(tmp_path / "run" / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 3, "lo')  # a line torn by a kill: dropped
+    assert [r["step"] for r in run.metrics()] == [1, 2]
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(RunError, match="metrics.jsonl line 2 is not JSON.*delete the run"):
+        run.metrics()
+    state = tmp_path / "run" / "state-1.eqx"
+    state.write_bytes(state.read_bytes()[:5])
+    with pytest.raises(RunError, match="state-1.eqx is corrupt or truncated"):
+        run.load_state(tree)
+    (tmp_path / "run" / "state.json").write_text("")
+    with pytest.raises(RunError, match="state.json is not valid JSON"):
+        run.load_state(tree)
+    (tmp_path / "run" / "config.json").write_text("{")
+    with pytest.raises(RunError, match="config.json is not valid JSON"):
+        RunDirectory.open(tmp_path / "run", {"a": 1})
