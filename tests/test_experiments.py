@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import jax
 import numpy as np
 import pytest
 
 from scifm import data, experiments, pdes
-from scifm.experiments import Study, load_study
+from scifm.experiments import Method, Point, Row, Status, Study, load_study
 
 TINY = [
     "resolution=16",
@@ -44,7 +45,7 @@ def scifm(*args):
 def test_shipped_studies_round_trip(name, tmp_path):
     study = load_study(name)
     assert Study.from_dict(json.loads(json.dumps(study.to_dict()))) == study
-    study.save(tmp_path / "study.json")
+    (tmp_path / "study.json").write_text(json.dumps(study.to_dict(), indent=2))
     assert load_study(tmp_path / "study.json") == study
 
 
@@ -105,12 +106,17 @@ def test_data_saving_interpolates_log_log():
     finetune = [(8, 0.4, 0, 1), (64, 0.2, 0, 1), (512, 0.05, 0, 1)]
     s = experiments.data_saving(scratch, finetune)
     # between (64, 0.2) and (512, 0.05): log-linear in log n, error 0.1 at n = 64 * 8**0.5
-    assert s["n_needed"] == pytest.approx(64 * 8**0.5)
-    assert s["saving"] == pytest.approx(512 / (64 * 8**0.5)) and not s["bound"]
+    assert s.n_max == 512 and s.target == 0.1
+    assert s.n_needed == pytest.approx(64 * 8**0.5)
+    assert s.saving == pytest.approx(512 / (64 * 8**0.5)) and not s.bound
+    assert s.text() == ("181", "2.83x")
     s = experiments.data_saving(scratch, [(8, 0.09, 0, 1), (64, 0.05, 0, 1), (512, 0.01, 0, 1)])
-    assert s["bound"] and s["saving"] == 64  # better than the target already at the smallest n
+    assert s.bound and s.saving == 64  # better than the target already at the smallest n
+    assert s.text() == ("<= 8", ">= 64x")
     s = experiments.data_saving(scratch, [(8, 0.9, 0, 1), (64, 0.5, 0, 1), (512, 0.2, 0, 1)])
-    assert s["saving"] is None and s["finetune_at_n_max"] == 0.2
+    assert s.saving is None and s.finetune_at_n_max == 0.2
+    assert s.text() == ("not reached", "< 1x")
+    assert experiments.data_saving([], finetune) is None
 
 
 def test_harmonic_score():
@@ -166,11 +172,162 @@ def test_normaliser_of_a_mixture_uses_the_typical_nonzero_magnitude(tmp_path):
     np.testing.assert_array_equal(done.coefficient_scale[keep], mixed.coefficient_scale[keep])
 
 
+# -- methods, points, results.csv -------------------------------------------------------------------
+def test_methods_have_one_label_and_one_directory_name():
+    full, spider = Method.finetune("full"), Method.finetune("spider")
+    assert [m.label for m in (Method.zero_shot(), Method.scratch(), full)] == [
+        "zero-shot",
+        "scratch",
+        "fine-tune (full)",
+    ]
+    assert [m.slug for m in (Method.scratch(), spider)] == ["scratch", "finetune-spider"]
+    assert sorted([spider, full, Method.scratch(), Method.zero_shot()], key=lambda m: m.order) == [
+        Method.zero_shot(),
+        Method.scratch(),
+        full,
+        spider,
+    ]
+    with pytest.raises(ValueError, match="strategy is given exactly for fine-tuning"):
+        Method(experiments.MethodKind.SCRATCH, "full")
+    with pytest.raises(ValueError, match="'tuning' is not a valid MethodKind"):
+        Method("tuning")
+
+
+def test_point_directories_and_json_are_those_of_existing_sweeps():
+    study = load_study("demo", [*TINY, 'strategies=["full", "spider"]'])
+    first, second = experiments.plan(study)
+    assert [p.directory for p in first[:3]] == [
+        "runs/pretrain/fno-64k",
+        "runs/fno-64k/poisson-ood/scratch/n00004-lr0.001",
+        "runs/fno-64k/poisson-ood/scratch/n00004-lr0.003",
+    ]
+    assert second[1].directory == "runs/fno-64k/poisson-ood/finetune-spider/n00004-lr0.001"
+    assert second[1].describe() == "fno-64k poisson-ood fine-tune (spider) n=4 lr=0.001"
+    assert first[0].describe() == "pre-train fno-64k"
+    plain = json.loads(json.dumps(second[1].to_dict()))
+    assert plain == {
+        "kind": "finetune",
+        "preset": "fno-64k",
+        "task": "poisson-ood",
+        "n": 4,
+        "lr": 0.001,
+        "strategy": "spider",
+    }
+    assert Point(**plain) == second[1] and Point(**plain).kind is experiments.PointKind.FINETUNE
+
+
+def _result(val, test):
+    """A point.json: its validation error and test errors by task."""
+    return {
+        "status": "ok",
+        "val_rel_l2": val,
+        "steps": 6,
+        "train_seconds": 1.23456,
+        "parameters": 1055233,
+        "test": {t: {"rel_l2_mean": e, "rel_l2_std": 0.01, "n": 8} for t, e in test.items()},
+        "seconds": 2.5,
+    }
+
+
+def test_rows_select_by_validation_and_results_csv_reads_back(tmp_path):
+    study = load_study("demo", TINY)
+    assert study.pretrain.tasks == ("poisson", "helmholtz")
+    s, f = experiments.PointKind.SCRATCH, experiments.PointKind.FINETUNE
+    diverged = {"status": "diverged", "message": "...", "val_rel_l2": math.inf, "test": {}}
+    points = [
+        (
+            Point("pretrain", "fno-64k"),
+            _result(0.5, {"poisson": 0.25, "helmholtz": 0.75, "poisson-ood": 1.5}),
+        ),
+        (Point(s, "fno-64k", "poisson-ood", 4, 1e-3), _result(0.3, {"poisson-ood": 0.35})),
+        (Point(s, "fno-64k", "poisson-ood", 4, 3e-3), _result(0.2, {"poisson-ood": 0.25})),
+        (
+            Point(f, "fno-64k", "poisson-ood", 4, 1e-3),
+            _result(0.1, {"poisson-ood": 0.125, "poisson": 0.25, "helmholtz": 0.5}),
+        ),
+        (Point(f, "fno-64k", "poisson-ood", 4, 3e-3), {**diverged, "seconds": 2.5}),
+    ]
+    rows = experiments.rows_from_points(study, points[::-1])
+    assert [(r.method.label, r.lr, r.selected) for r in rows] == [
+        ("zero-shot", study.pretrain.lr, True),
+        ("scratch", 1e-3, False),
+        ("scratch", 3e-3, True),  # the lower validation error
+        ("fine-tune (full)", 1e-3, True),
+        ("fine-tune (full)", 3e-3, False),  # diverged: never selected
+    ]
+    zero, tuned, diverged = rows[0], rows[3], rows[4]
+    assert zero.n == 0 and zero.val_rel_l2 is None and zero.test_rel_l2 == 1.5
+    assert zero.retained_rel_l2 == 0.5 and tuned.test_rel_l2 == 0.125
+    assert tuned.retained == {"poisson": 0.25, "helmholtz": 0.5}
+    assert tuned.retained_rel_l2 == 0.375 and rows[1].retained_rel_l2 is None
+    assert tuned.train_seconds == 1.235 and tuned.run.endswith("finetune-full/n00004-lr0.001")
+    assert diverged.status is Status.DIVERGED and diverged.test_rel_l2 is None
+    assert diverged.val_rel_l2 == math.inf and diverged.parameters is None
+    path = experiments.write_results(rows, tmp_path / "results.csv")
+    text = path.read_text()
+    header, *lines = text.splitlines()
+    assert header == (
+        "preset,parameters,task,system,shift,method,strategy,n,lr,selected,status,val_rel_l2,"
+        "test_rel_l2,test_rel_l2_std,test_samples,retained_rel_l2,steps,train_seconds,seconds,"
+        "run,retained_rel_l2[helmholtz],retained_rel_l2[poisson]"
+    )
+    assert lines[0] == (
+        "fno-64k,1055233,poisson-ood,poisson,strong shift,zero-shot,,0,0.003,True,ok,,1.5,0.01,8,"
+        "0.5,6,1.235,2.5,runs/pretrain/fno-64k,0.75,0.25"
+    )
+    assert lines[4] == (
+        "fno-64k,,poisson-ood,poisson,strong shift,finetune,full,4,0.003,False,diverged,inf,,,,,,,"
+        "2.5,runs/fno-64k/poisson-ood/finetune-full/n00004-lr0.003,,"
+    )
+    back = experiments.read_results(path)
+    assert back == rows  # every number here has at most 6 significant digits
+    experiments.write_results(back, tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text() == text
+    (tmp_path / "bad.csv").write_text("preset,task\nfno-64k,poisson\n")
+    with pytest.raises(ValueError, match="not a scifm results table"):
+        experiments.read_results(tmp_path / "bad.csv")
+
+
+# -- executors ---------------------------------------------------------------------------------------
+def test_executors_are_named_in_one_registry(tmp_path):
+    assert list(experiments.EXECUTORS) == ["local", "slurm", "submitit-local"]
+    assert experiments.make_executor("local", folder=tmp_path) is None  # inline
+    pool = experiments.make_executor("local", jobs=2, folder=tmp_path)
+    try:
+        assert isinstance(pool, ProcessPoolExecutor)
+    finally:
+        pool.shutdown()
+    with pytest.raises(ValueError, match="unknown executor 'dask'; valid executors: local, slurm"):
+        experiments.make_executor("dask", folder=tmp_path)
+    with pytest.raises(ValueError, match="jobs must be a positive integer, got 0"):
+        experiments.make_executor("local", jobs=0, folder=tmp_path)
+    with pytest.raises(ValueError, match="unknown executor"):  # before any data is generated
+        experiments.sweep(_tiny(), tmp_path / "s", executor="dask", progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+class _Failing:
+    """An executor whose jobs fail as submitit's do: the job's traceback in the message."""
+
+    def submit(self, fn, *args):
+        future = Future()
+        future.set_exception(
+            RuntimeError("Traceback (most recent call last):\n  ...\nOSError: disk full")
+        )
+        return future
+
+
+def test_execute_names_each_failed_point_by_the_last_line_of_its_error(tmp_path):
+    points = [Point("scratch", "fno-64k", "poisson-ood", n, 1e-3) for n in (4, 8)]
+    with pytest.raises(RuntimeError) as info:
+        experiments.execute(tmp_path, points, executor=_Failing())
+    assert str(info.value) == (
+        "2 point(s) failed: fno-64k poisson-ood scratch n=4 lr=0.001: RuntimeError: OSError: "
+        "disk full; fno-64k poisson-ood scratch n=8 lr=0.001: RuntimeError: OSError: disk full"
+    )
+
+
 # -- sweeps end to end ---------------------------------------------------------------------------------
-def _typed(rows):
-    return [{**r, "selected": r["selected"] == "True"} for r in rows]
-
-
 def _tiny(extra=()):
     return load_study("demo", [*TINY, *extra])
 
@@ -179,36 +336,33 @@ def _tiny(extra=()):
 def test_tiny_sweep_end_to_end(tmp_path):
     study = _tiny(['strategies=["full", "spider"]'])
     report = experiments.sweep(study, tmp_path / "s", progress=False)
-    rows = experiments.read_csv(tmp_path / "s" / "results.csv")
+    rows = experiments.read_results(tmp_path / "s" / "results.csv")
     # zero-shot, then (scratch, fine-tune full, fine-tune spider) x n in {4, 8} x lr in {1e-3, 3e-3}
     assert len(rows) == 1 + 3 * 2 * 2
-    assert [r["method"] for r in rows].count("zero-shot") == 1
-    for method, strategy in (("scratch", ""), ("finetune", "full"), ("finetune", "spider")):
-        for n in ("4", "8"):
-            group = [
-                r for r in rows if (r["method"], r["strategy"], r["n"]) == (method, strategy, n)
-            ]
-            assert len(group) == 2 and [r["selected"] for r in group].count("True") == 1
-            best = min(group, key=lambda r: float(r["val_rel_l2"]))
-            assert best["selected"] == "True"
+    assert [r.method for r in rows].count(Method.zero_shot()) == 1
+    for method in (Method.scratch(), Method.finetune("full"), Method.finetune("spider")):
+        for n in (4, 8):
+            group = [r for r in rows if (r.method, r.n) == (method, n)]
+            assert len(group) == 2 and [r.selected for r in group].count(True) == 1
+            assert min(group, key=lambda r: r.val_rel_l2).selected
     for r in rows:
-        assert r["status"] == "ok" and 0 < float(r["test_rel_l2"]) < 10
-        assert r["test_samples"] == "8" and int(r["parameters"]) == 67329
-        if r["method"] != "scratch":  # forgetting: the pre-training tasks were evaluated too
-            assert float(r["retained_rel_l2"]) > 0 and r["retained_rel_l2[helmholtz]"] != ""
+        assert r.status is Status.OK and 0 < r.test_rel_l2 < 10
+        assert r.test_samples == 8 and r.parameters == 67329
+        if r.method != Method.scratch():  # forgetting: the pre-training tasks were evaluated too
+            assert r.retained_rel_l2 > 0 and set(r.retained) == {"poisson", "helmholtz"}
     # every downstream run took at least the step budget, whatever n
-    assert all(int(r["steps"]) >= 6 for r in rows if r["method"] != "zero-shot")
+    assert all(r.steps >= 6 for r in rows if r.method != Method.zero_shot())
     text = report.read_text()
     assert "## Headline" in text and "![error vs n](error_vs_n.png)" in text
     assert "![forgetting](forgetting.png)" in text and "| spider |" in text
     for png in ("error_vs_n.png", "forgetting.png", "data/poisson-ood.png"):
         assert (tmp_path / "s" / png).stat().st_size > 10_000, png
     # the forgetting table: one line per selected fine-tuned row, changes against zero-shot
-    f = experiments.forgetting(study, experiments.rows_from_points(study, []) or _typed(rows))
-    assert len(f) == 4 and {x["strategy"] for x in f} == {"full", "spider"}
-    zero = next(r for r in rows if r["method"] == "zero-shot")
+    f = experiments.forgetting(rows)
+    assert len(f) == 4 and {x.strategy for x in f} == {"full", "spider"}
+    zero = next(r for r in rows if r.method == Method.zero_shot())
     for x in f:
-        assert x["retained_change"] == pytest.approx(x["retained"] - float(zero["retained_rel_l2"]))
+        assert x.retained_change == pytest.approx(x.retained - zero.retained_rel_l2)
     assert json.loads((tmp_path / "s" / "study.json").read_text()) == study.to_dict()
     # the same sweep again does nothing new and gives the same table; another study is refused
     before = (tmp_path / "s" / "results.csv").read_text()
@@ -216,16 +370,16 @@ def test_tiny_sweep_end_to_end(tmp_path):
     after = (tmp_path / "s" / "results.csv").read_text()
     strip = lambda t: [line.split(",")[:16] for line in t.splitlines()]  # noqa: E731
     assert strip(before) == strip(after)
-    with pytest.raises(ValueError, match="holds another study .*steps"):
+    with pytest.raises(ValueError, match=r"holds another study \(steps: 6 -> 7\)"):
         experiments.sweep(_tiny(["steps=7"]), tmp_path / "s", progress=False)
-    with pytest.raises(ValueError, match="n_values up to 16 need another --out"):
+    with pytest.raises(ValueError, match="n_values up to 16 need a new sweep directory"):
         experiments.sweep(_tiny(["n_values=[4, 16]"]), tmp_path / "s", progress=False)
     # extending the grid with a strategy keeps every finished point and adds the new ones
     done = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").glob("runs/**/point.json")}
     wider = _tiny(['strategies=["full", "spider", "magnitude"]'])
     experiments.sweep(wider, tmp_path / "s", progress=False)
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())
-    rows = experiments.read_csv(tmp_path / "s" / "results.csv")
+    rows = experiments.read_results(tmp_path / "s" / "results.csv")
     assert len(rows) == 1 + 4 * 2 * 2 and "| magnitude |" in report.read_text()
     assert json.loads((tmp_path / "s" / "study.json").read_text()) == wider.to_dict()
 
@@ -253,12 +407,12 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
     for p, (mtime, text) in finished.items():  # finished points were not redone
         assert p.stat().st_mtime_ns == mtime and p.read_text() == text
     assert len(list(out.glob("runs/**/point.json"))) == 9
-    assert len(experiments.read_csv(out / "results.csv")) == 9
+    assert len(experiments.read_results(out / "results.csv")) == 9
     assert "the n fine-tuning needs" in r.stdout and "report.md" in r.stdout
 
     # the other executors give the resumed inline sweep's numbers: local processes run both
     # stages (fine-tuning waits for pre-training), submitit one scratch point
-    inline = {r["run"]: r for r in experiments.read_csv(out / "results.csv")}
+    inline = {r.run: r for r in experiments.read_results(out / "results.csv")}
     one = ["n_values=[4]", "lr_grid=[1e-3]"]
     runs = {
         "local": (["--jobs", "2"], [*one, 'methods=["scratch", "finetune"]']),
@@ -268,37 +422,34 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
         sets = sum((["--set", o] for o in [*TINY, *sets]), [])
         r = scifm("sweep", "demo", *sets, "--out", str(tmp_path / name), *flags)
         assert r.returncode == 0, r.stderr
-        rows = experiments.read_csv(tmp_path / name / "results.csv")
+        rows = experiments.read_results(tmp_path / name / "results.csv")
         assert len(rows) == (2 if name == "local" else 1)
         for y in rows:
-            x = inline[y["run"]]
-            assert math.isclose(float(x["test_rel_l2"]), float(y["test_rel_l2"]), rel_tol=1e-5)
+            assert math.isclose(inline[y.run].test_rel_l2, y.test_rel_l2, rel_tol=1e-5)
     assert any((tmp_path / "submitit" / "submitit").iterdir())  # the job went through submitit
 
 
-def _row(preset, method, n, err, strategy="", params=1000):
-    return {
-        "preset": preset,
-        "parameters": params,
-        "task": "poisson-ood",
-        "system": "poisson",
-        "shift": "strong shift",
-        "method": method,
-        "strategy": strategy,
-        "n": n,
-        "lr": 1e-3,
-        "selected": True,
-        "status": "ok",
-        "val_rel_l2": err,
-        "test_rel_l2": err,
-        "test_rel_l2_std": 0.1 * err,
-        "test_samples": 100,
-        "retained_rel_l2": "",
-        "steps": 10,
-        "train_seconds": 1.0,
-        "seconds": 1.0,
-        "run": f"runs/{preset}/{method}/{n}",
-    }
+def _row(preset, method, n, err, params=1000):
+    return Row(
+        preset=preset,
+        task="poisson-ood",
+        system="poisson",
+        shift="strong shift",
+        method=method,
+        n=n,
+        lr=1e-3,
+        status=Status.OK,
+        run=f"runs/{preset}/{method.slug}/{n}",
+        selected=True,
+        parameters=params,
+        val_rel_l2=err,
+        test_rel_l2=err,
+        test_rel_l2_std=0.1 * err,
+        test_samples=100,
+        steps=10,
+        train_seconds=1.0,
+        seconds=1.0,
+    )
 
 
 def test_report_of_two_presets_checks_the_size_claim(tmp_path):
@@ -315,20 +466,25 @@ def test_report_of_two_presets_checks_the_size_claim(tmp_path):
     rows = []
     for preset, params, gain in (("fno-64k", 67329, 2.0), ("fno-1m", 1055233, 4.0)):
         rows += [
-            _row(preset, "scratch", 8, 0.4, params=params),
-            _row(preset, "scratch", 64, 0.2, params=params),
+            _row(preset, Method.scratch(), 8, 0.4, params=params),
+            _row(preset, Method.scratch(), 64, 0.2, params=params),
         ]
         rows += [
-            _row(preset, "finetune", 8, 0.4 / gain, "full", params),
-            _row(preset, "finetune", 64, 0.1, "full", params),
+            _row(preset, Method.finetune("full"), 8, 0.4 / gain, params),
+            _row(preset, Method.finetune("full"), 64, 0.1, params),
         ]
     (tmp_path / "data").mkdir()
     for task in ("poisson", "helmholtz", "poisson-ood"):
         data.generate(study.tasks[task].build(), 2, 16, 0, tmp_path / "data" / f"{task}-test.h5")
-    report = experiments._report.write_report(study, rows, tmp_path).read_text()
+    report = experiments.write_report(study, rows, tmp_path).read_text()
     assert "poisson-ood: fno-64k 2x -> fno-1m 4x (grows)" in report
     assert (tmp_path / "gain_vs_size.png").stat().st_size > 10_000
     assert "![gain vs size](gain_vs_size.png)" in report
     # fno-1m: fine-tuned error 0.1 at 8 already beats scratch's 0.2 at 64: a lower bound of 8x
-    line = next(h for h in experiments.headline(study, rows) if h["preset"] == "fno-1m")
-    assert line["bound"] and line["saving"] == 8
+    line = next(h for h in experiments.headline(study, rows) if h.preset == "fno-1m")
+    assert line.method == Method.finetune("full") and line.zero_shot is None
+    assert line.saving.bound and line.saving.saving == 8
+    assert (
+        "| fno-1m | poisson-ood | fine-tune (full) | 0.2 (n=64) | 0.1 | — | <= 8 | >= 8x |"
+        in report
+    )

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from scifm import pdes
+from scifm.experiments._points import MethodKind
 from scifm.models import get_preset
 from scifm.train import get_loss, get_strategy
 
-METHODS = ("zero-shot", "scratch", "finetune")
+METHODS = tuple(kind.value for kind in MethodKind)  # "zero-shot", "scratch", "finetune"
 SPLITS = ("pretrain", "train", "val", "test")
 
 
@@ -202,9 +203,6 @@ class Study:
     @classmethod
     def from_dict(cls, data: dict) -> Study:
         return _build(cls, data, "")
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _check_name(what: str, name: str) -> None:

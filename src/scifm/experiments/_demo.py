@@ -16,7 +16,14 @@ from scifm.experiments._sweep import sweep
 
 
 def run_demo(
-    out: str | Path, overrides: Sequence[str] = (), *, jobs: int = 1, progress: bool = True
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    executor: str = "local",
+    jobs: int = 1,
+    progress: bool = True,
 ) -> Path:
-    """Run the demo study into ``out``; returns the path of its report.md."""
-    return sweep(load_study("demo", overrides), out, jobs=jobs, progress=progress)
+    """Run the demo study into ``out`` (``executor`` and ``jobs`` as for
+    :func:`scifm.experiments.sweep`); returns the path of its report.md."""
+    study = load_study("demo", overrides)
+    return sweep(study, out, executor=executor, jobs=jobs, progress=progress)

@@ -11,72 +11,65 @@ A sweep directory holds::
 
 A point is finished when its ``point.json`` exists (its test errors, written last); a rerun
 skips finished points and resumes unfinished runs from their saved state. Points run inline,
-in local processes (``jobs``), or as submitit jobs on SLURM (``executor="slurm"``).
+in local processes, or as submitit jobs on SLURM: see :mod:`scifm.experiments._executors`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import multiprocessing
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scifm import data
+from scifm._io import atomic_write_text
+from scifm._progress import Display, NoProgress, RunBar, RunProgress
+from scifm._runs import RunConflict, config_difference
 from scifm.experiments._config import Study
-from scifm.train import _checkpoint
+from scifm.experiments._executors import check_executor, make_executor
+from scifm.experiments._markdown import write_report
+from scifm.experiments._points import MethodKind, Point, PointKind, Status
+from scifm.experiments._results import rows_from_points
+from scifm.train import (
+    DivergenceError,
+    data_parallel,
+    evaluate,
+    fit,
+    get_loss,
+    get_strategy,
+    load,
+    plot_curves,
+    start_model,
+)
 
-EXECUTORS = ("local", "slurm", "submitit-local")
+if TYPE_CHECKING:
+    import submitit
+
 # keys a rerun may change in an existing sweep: they only add or drop points, each of which
 # has its own directory (n_values may not grow beyond the downstream training sets)
 EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One run of a study: pre-training a preset, or one downstream (method, task, n, lr)."""
-
-    kind: str  # "pretrain", "scratch" or "finetune"
-    preset: str
-    task: str = ""
-    n: int = 0
-    lr: float = 0.0
-    strategy: str = "full"  # what fine-tuning uses; pre-training and scratch train all weights
-
-    @property
-    def directory(self) -> str:
-        if self.kind == "pretrain":
-            return f"runs/pretrain/{self.preset}"
-        method = "scratch" if self.kind == "scratch" else f"finetune-{self.strategy}"
-        return f"runs/{self.preset}/{self.task}/{method}/n{self.n:05d}-lr{self.lr:g}"
-
-    def describe(self) -> str:
-        if self.kind == "pretrain":
-            return f"pre-train {self.preset}"
-        method = "scratch" if self.kind == "scratch" else f"fine-tune ({self.strategy})"
-        return f"{self.preset} {self.task} {method} n={self.n} lr={self.lr:g}"
 
 
 def plan(study: Study) -> tuple[list[Point], list[Point]]:
     """The study's points in two stages: what needs nothing (pre-training, scratch), then
     what needs a pre-trained model (fine-tuning)."""
     first, second = [], []
-    pretrained = "finetune" in study.methods or "zero-shot" in study.methods
+    pretrained = MethodKind.FINETUNE in study.methods or MethodKind.ZERO_SHOT in study.methods
     for preset in study.presets:
         if pretrained:
-            first.append(Point("pretrain", preset))
+            first.append(Point(PointKind.PRETRAIN, preset))
         for task in study.downstream:
             for n in study.n_values:
                 for lr in study.lr_grid:
-                    if "scratch" in study.methods:
-                        first.append(Point("scratch", preset, task, n, lr))
-                    if "finetune" in study.methods:
+                    if MethodKind.SCRATCH in study.methods:
+                        first.append(Point(PointKind.SCRATCH, preset, task, n, lr))
+                    if MethodKind.FINETUNE in study.methods:
                         second.extend(
-                            Point("finetune", preset, task, n, lr, s) for s in study.strategies
+                            Point(PointKind.FINETUNE, preset, task, n, lr, s)
+                            for s in study.strategies
                         )
     return first, second
 
@@ -103,21 +96,21 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
         keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fixed = [k for k in keys if k not in EXTENSIBLE]
         if fixed:
-            raise ValueError(
-                f"{sweep} holds another study (differs in {', '.join(fixed)}); choose another --out"
-            )
+            pick = lambda d: {k: d.get(k) for k in fixed}  # noqa: E731
+            difference = "; ".join(config_difference(pick(old), pick(new)))
+            raise RunConflict(f"{sweep} holds another study ({difference})")
         if max(study.n_values) > max(old["n_values"]):
-            raise ValueError(
+            raise RunConflict(
                 f"{sweep} has downstream training sets of {max(old['n_values'])} samples; "
-                f"n_values up to {max(study.n_values)} need another --out"
+                f"n_values up to {max(study.n_values)} need a new sweep directory"
             )
         if keys:  # a grid extended (or narrowed): finished points are kept, new ones run
-            _checkpoint.atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
+            atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
     elif sweep.exists() and any(sweep.iterdir()):
-        raise ValueError(f"{sweep} exists and is not a scifm sweep; choose another --out")
+        raise RunConflict(f"{sweep} exists and is not a scifm sweep")
     else:
         sweep.mkdir(parents=True, exist_ok=True)
-        _checkpoint.atomic_write_text(saved, json.dumps(study.to_dict(), indent=2) + "\n")
+        atomic_write_text(saved, json.dumps(study.to_dict(), indent=2) + "\n")
     (sweep / "data").mkdir(exist_ok=True)
     for (task, split), n in study.data_files().items():
         path = data_path(sweep, task, split)
@@ -133,8 +126,6 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
 
 
 def _evaluate_on(model, sweep: Path, study: Study, tasks: Sequence[str]) -> dict:
-    from scifm.train import evaluate
-
     out = {}
     for task in tasks:
         fields = data.FieldSet.load(data_path(sweep, task, "test"))
@@ -142,14 +133,15 @@ def _evaluate_on(model, sweep: Path, study: Study, tasks: Sequence[str]) -> dict
     return out
 
 
-def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
+def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = None) -> dict:
     """Run one point of the sweep in ``sweep`` (prepared); write and return its ``point.json``.
 
-    Top-level and given plain arguments, so local processes and submitit can call it. A point
-    whose training diverges is recorded as such (its learning rate loses the selection).
+    Top-level and given plain arguments (``point`` is :meth:`Point.to_dict`), so local
+    processes and submitit can call it. A point whose training diverges is recorded as such
+    (status "diverged": its learning rate loses the selection). ``progress`` is shown the
+    run's steps (default: nothing shown).
     """
-    from scifm.train import TrainingDiverged, fit, get_strategy, load, start_model
-
+    progress = NoProgress() if progress is None else progress
     sweep = Path(sweep)
     study = Study.from_dict(json.loads((sweep / "study.json").read_text()))
     p = Point(**point)
@@ -158,7 +150,7 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
     finished = _finished(sweep, p)
     if finished is not None:
         return finished
-    if p.kind == "pretrain":
+    if p.kind is PointKind.PRETRAIN:
         pre = study.pretrain
         train = data.FieldSet.concatenate(
             [data.FieldSet.load(data_path(sweep, t, "pretrain")) for t in pre.tasks]
@@ -179,18 +171,18 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
         validate_every = max(1, epochs // study.validations)
         init = None
         evaluate_on = [p.task]
-        if p.kind == "finetune":
-            pretrain = Point("pretrain", p.preset)
+        if p.kind is PointKind.FINETUNE:
+            pretrain = Point(PointKind.PRETRAIN, p.preset)
             init, pretrained = sweep / pretrain.directory, _finished(sweep, pretrain)
             if pretrained is None:
                 raise RuntimeError(f"{p.describe()}: the pre-trained model {init} is not finished")
-            if pretrained["status"] != "ok":
+            if Status(pretrained["status"]) is not Status.OK:
                 raise RuntimeError(
                     f"{p.describe()}: pre-training {init} diverged; lower pretrain.lr in a new sweep"
                 )
             evaluate_on = [p.task, *study.pretrain.tasks]  # forgetting: the pre-training tasks too
         model, _ = start_model(train, preset=p.preset, init=init, seed=study.seed)
-    result = {"point": dataclasses.asdict(p), "status": "ok"}
+    result = {"point": p.to_dict(), "status": Status.OK.value}
     start = time.perf_counter()
     try:
         if not (run / "result.json").exists():
@@ -202,7 +194,7 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
-                loss=study.loss,
+                loss=get_loss(study.loss),
                 strategy=get_strategy(p.strategy),  # "full" for pre-training and scratch
                 seed=study.seed,
                 validate_every=validate_every,
@@ -211,8 +203,10 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
                     "study": study.name,
                     "point": result["point"],
                 },
+                sharding=data_parallel(),
                 progress=progress,
             )
+            plot_curves(run)
         fitted = json.loads((run / "result.json").read_text())
         best, _ = load(run)
         result.update(
@@ -222,11 +216,12 @@ def run_point(sweep: str | Path, point: dict, progress=False) -> dict:
             parameters=fitted["parameters"],
             test=_evaluate_on(best, sweep, study, evaluate_on),
         )
-    except TrainingDiverged as e:
-        result.update(status="diverged", message=str(e), val_rel_l2=math.inf, test={})
+    except DivergenceError as e:
+        result.update(status=Status.DIVERGED.value, message=str(e), val_rel_l2=math.inf, test={})
     result["seconds"] = time.perf_counter() - start
     run.mkdir(parents=True, exist_ok=True)
-    _checkpoint.atomic_write_text(done, json.dumps(result, indent=2))
+    # json.dumps, not atomic_write_json: a diverged point's val_rel_l2 is Infinity
+    atomic_write_text(done, json.dumps(result, indent=2))
     return result
 
 
@@ -236,35 +231,30 @@ def _finished(sweep: Path, p: Point) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _check_executor(executor: str, jobs: int) -> None:
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if not (isinstance(jobs, int) and jobs >= 1):
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-
-
 def execute(
     sweep: Path,
     points: Sequence[Point],
     *,
-    executor: str = "local",
-    jobs: int = 1,
-    slurm: dict | None = None,
+    executor: Executor | submitit.Executor | None = None,
     on_done: Callable[[Point, dict], None] = lambda p, r: None,
-    run_progress: Callable[[Point], object] | None = None,
+    run_progress: Callable[[Point], RunProgress] | None = None,
 ) -> None:
     """Run ``points`` (independent of each other) and call ``on_done`` as each finishes.
 
-    ``executor``: "local" (inline when ``jobs == 1``, else that many spawned processes),
-    "slurm" (submitit jobs; ``slurm`` holds submitit's parameters, e.g. ``slurm_partition``,
-    ``gpus_per_node``, ``timeout_min``), or "submitit-local" (submitit's local executor: the
-    SLURM path run on this machine, for testing). ``run_progress(point)``, inline only, gives
-    the ``progress`` argument of that point's :func:`scifm.train.fit`.
+    Args:
+        sweep: the prepared sweep directory.
+        points: points whose ``point.json`` exists are not run again (``on_done`` still sees
+            them).
+        executor: None runs the points one after another in this process; else anything with
+            ``submit(fn, *args)`` returning a future with ``done()`` and ``result()``: a
+            :class:`concurrent.futures.Executor` (spawned processes: JAX is not fork-safe) or
+            a submitit executor (:func:`make_executor` makes them from their names).
+        run_progress: inline only: ``run_progress(point)`` is shown that point's training.
 
     Raises:
-        RuntimeError: some points failed (after the others ran); it names them.
+        RuntimeError: with an executor, some points failed (after the others ran); it names
+            them. Inline, a failing point raises its own error.
     """
-    _check_executor(executor, jobs)
     todo = []
     for p in points:
         done = _finished(sweep, p)
@@ -272,40 +262,39 @@ def execute(
             todo.append(p)
         else:
             on_done(p, done)
-    failed = []
-    if executor == "local" and jobs == 1:
+    if executor is None:
         for p in todo:
-            progress = run_progress(p) if run_progress is not None else False
-            on_done(p, run_point(sweep, dataclasses.asdict(p), progress=progress))
-    elif executor == "local":
-        context = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_point, str(sweep), dataclasses.asdict(p)): p for p in todo}
-            for future in as_completed(futures):
-                try:
-                    on_done(futures[future], future.result())
-                except Exception as e:  # noqa: BLE001 - reported with the point below
-                    failed.append(f"{futures[future].describe()}: {type(e).__name__}: {e}")
-    else:
+            progress = None if run_progress is None else run_progress(p)
+            on_done(p, run_point(sweep, p.to_dict(), progress=progress))
+        return
+    futures = {executor.submit(run_point, str(sweep), p.to_dict()): p for p in todo}
+    failed = []
+    for future in _as_completed(futures):
+        p = futures[future]
         try:
-            import submitit
-        except ImportError:  # pragma: no cover - declared dependency
-            raise ImportError("the slurm executor needs submitit: pip install submitit") from None
-        folder = sweep / "submitit"
-        if executor == "slurm":
-            ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-            ex.update_parameters(**(slurm or {}))
-        else:
-            ex = submitit.LocalExecutor(folder=folder)
-            ex.update_parameters(timeout_min=int((slurm or {}).get("timeout_min", 60)))
-        submitted = [(p, ex.submit(run_point, str(sweep), dataclasses.asdict(p))) for p in todo]
-        for p, job in submitted:
-            try:
-                on_done(p, job.result())
-            except Exception as e:  # noqa: BLE001 - reported with the point below
-                failed.append(f"{p.describe()}: {type(e).__name__}: {str(e).splitlines()[-1:]}")
+            on_done(p, future.result())
+        except Exception as e:  # noqa: BLE001 - reported with the point below
+            failed.append(f"{p.describe()}: {type(e).__name__}: {_last_line(e)}")
     if failed:
         raise RuntimeError(f"{len(failed)} point(s) failed: " + "; ".join(failed))
+
+
+def _as_completed(futures: Iterable, poll_seconds: float = 0.2) -> Iterator:
+    """``futures`` as they finish: concurrent.futures' and submitit's alike (both ``done()``)."""
+    pending = list(futures)
+    while pending:
+        ready = [f for f in pending if f.done()]
+        if not ready:
+            time.sleep(poll_seconds)
+        for f in ready:
+            pending.remove(f)
+            yield f
+
+
+def _last_line(e: Exception) -> str:
+    """The last line of an error's message: a submitit failure carries the job's traceback."""
+    lines = str(e).strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def sweep(
@@ -318,6 +307,12 @@ def sweep(
 ) -> Path:
     """Run ``study`` into the sweep directory ``out`` (see the module docstring); resumable.
 
+    Args:
+        executor, jobs: where the points run, by name (see :func:`make_executor`): "local"
+            (inline with ``jobs=1``, else ``jobs`` processes), "slurm" or "submitit-local"
+            (submitit, with the study's ``slurm`` parameters; its files in ``out/submitit``).
+        progress: show progress bars (data, runs, and each inline run's steps).
+
     Returns:
         The path of report.md (beside results.csv and the plots).
 
@@ -325,39 +320,38 @@ def sweep(
         ValueError: bad executor/jobs, or ``out`` holds another study.
         RuntimeError: points failed (the finished ones are kept; a rerun retries the rest).
     """
-    from scifm.experiments._report import rows_from_points, write_report
-
-    _check_executor(executor, jobs)  # before any data is generated
-    from scifm._progress import Display, TrainingBar
-
+    check_executor(executor, jobs)  # before any data is generated
     start = time.perf_counter()
     display = Display(progress)
+    pool = None
     try:
         data_bar = display.bar("data", sum(study.data_files().values()), unit="samples")
         sweep_dir = prepare(study, out, progress=data_bar)
+        # after prepare: submitit's folder inside a new sweep directory would make it foreign
+        pool = make_executor(executor, jobs=jobs, folder=sweep_dir / "submitit", slurm=study.slurm)
         stages = plan(study)
         runs_bar = display.bar("runs", sum(len(s) for s in stages))
-        finished: list[tuple[dict, dict]] = []
+        finished: list[tuple[Point, dict]] = []
 
         def on_done(p: Point, result: dict) -> None:
-            finished.append(({**dataclasses.asdict(p), "directory": p.directory}, result))
+            finished.append((p, result))
             val = result.get("val_rel_l2")
             runs_bar.update(advance=1, info=f"last: {p.describe()} val {val:.3g}" if val else "")
 
-        def run_bar(p: Point):  # inline runs show their own steps
-            return lambda total, done: TrainingBar(display.bar(p.describe(), total, done))
+        def run_bar(p: Point) -> RunBar:  # inline runs show their own steps
+            return RunBar(display, p.describe())
 
-        for stage in stages:
+        for stage in stages:  # fine-tuning waits for pre-training
             execute(
                 sweep_dir,
                 stage,
-                executor=executor,
-                jobs=jobs,
-                slurm=study.slurm,
+                executor=pool,
                 on_done=on_done,
                 run_progress=run_bar if progress else None,
             )
         rows = rows_from_points(study, finished)
     finally:
         display.close()
+        if isinstance(pool, Executor):
+            pool.shutdown()
     return write_report(study, rows, sweep_dir, wall_seconds=time.perf_counter() - start)

@@ -1,0 +1,81 @@
+"""Where a sweep's points run: the one registry from executor names to executor objects.
+
+:func:`scifm.experiments.execute` takes an executor *object*: anything with
+``submit(fn, *args)`` returning a future with ``done()`` and ``result()`` (a
+:class:`concurrent.futures.Executor`, or a submitit executor), or ``None`` to run inline in
+this process. Names exist only here, for the command line and :func:`scifm.experiments.sweep`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+
+def _local(jobs: int, folder: Path, slurm: Mapping[str, Any]):
+    if jobs == 1:
+        return None  # inline: one run at a time, each showing its own progress
+    # spawned, not forked: JAX is not fork-safe
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _submitit():
+    try:
+        import submitit
+    except ImportError:  # pragma: no cover - declared dependency
+        raise ImportError("the slurm executors need submitit: pip install submitit") from None
+    return submitit
+
+
+def _slurm(jobs: int, folder: Path, slurm: Mapping[str, Any]):
+    executor = _submitit().AutoExecutor(folder=folder, cluster="slurm")
+    executor.update_parameters(**slurm)
+    return executor
+
+
+def _submitit_local(jobs: int, folder: Path, slurm: Mapping[str, Any]):
+    executor = _submitit().LocalExecutor(folder=folder)
+    executor.update_parameters(timeout_min=int(slurm.get("timeout_min", 60)))
+    return executor
+
+
+EXECUTORS: dict[str, Callable[[int, Path, Mapping[str, Any]], Any]] = {
+    "local": _local,  # inline when jobs == 1, else that many spawned processes
+    "slurm": _slurm,  # submitit jobs on SLURM
+    "submitit-local": _submitit_local,  # the SLURM path run on this machine, for testing
+}
+
+
+def make_executor(
+    name: str, *, jobs: int = 1, folder: str | Path, slurm: Mapping[str, Any] | None = None
+):
+    """The executor called ``name``, for :func:`scifm.experiments.execute`.
+
+    Args:
+        name: "local" (inline when ``jobs == 1``: returns None; else a pool of ``jobs``
+            spawned processes), "slurm" (submitit jobs; ``slurm`` holds submitit's parameters,
+            e.g. ``slurm_partition``, ``gpus_per_node``, ``timeout_min``), or "submitit-local"
+            (submitit's local executor: the SLURM path run on this machine).
+        jobs: parallel local processes (only "local" uses it).
+        folder: where submitit keeps its jobs' files (its local executor creates it at once).
+
+    Returns:
+        None (inline), a :class:`concurrent.futures.ProcessPoolExecutor` (the caller shuts it
+        down), or a submitit executor.
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed) or ``jobs`` < 1.
+    """
+    check_executor(name, jobs)
+    return EXECUTORS[name](jobs, Path(folder), slurm or {})
+
+
+def check_executor(name: str, jobs: int = 1) -> None:
+    """Raise the ValueError of :func:`make_executor` for a bad name or ``jobs``; make nothing."""
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")

@@ -1,0 +1,262 @@
+"""A study's report: results.csv, the figures and report.md in the sweep directory.
+
+report.md states the setup, the headline (the data saving of fine-tuning, see
+:mod:`scifm.experiments._analysis`), the paper's qualitative claims checked against this
+study's numbers, the figures, forgetting, and the selected runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from scifm import data
+from scifm._io import atomic_write_text, save_figure
+from scifm.experiments._analysis import Headline, curves, forgetting, headline
+from scifm.experiments._config import Study
+from scifm.experiments._plots import plot_error_vs_n, plot_forgetting, plot_gain_vs_size
+from scifm.experiments._points import Method, MethodKind, Status
+from scifm.experiments._results import Row, write_results
+
+FULL = Method.finetune("full")  # the paper's fine-tuning, which its claims are about
+
+
+def write_report(
+    study: Study, rows: Sequence[Row], sweep: str | Path, wall_seconds: float | None = None
+) -> Path:
+    """Write results.csv, the figures and report.md into ``sweep``; returns report.md's path.
+
+    ``sweep`` holds the study's test sets (``data/<task>-test.h5``), of which a picture of a
+    few examples is drawn once (``data/<task>.png``).
+    """
+    sweep = Path(sweep)
+    write_results(rows, sweep / "results.csv")
+    for task in dict.fromkeys([*study.pretrain.tasks, *study.downstream]):
+        picture = sweep / "data" / f"{task}.png"
+        if not picture.exists():
+            with data.open(sweep / "data" / f"{task}-test.h5") as ds:
+                data.plot_samples(ds, picture, count=3)
+    figures = {
+        "error_vs_n.png": plot_error_vs_n(study, rows),
+        "gain_vs_size.png": plot_gain_vs_size(study, rows),
+        "forgetting.png": plot_forgetting(study, rows),
+    }
+    for name, fig in figures.items():
+        if fig is not None:
+            save_figure(fig, sweep / name)
+    text = markdown(
+        study,
+        rows,
+        gain_vs_size=figures["gain_vs_size.png"] is not None,
+        forgetting_plot=figures["forgetting.png"] is not None,
+        wall_seconds=wall_seconds,
+    )
+    return atomic_write_text(sweep / "report.md", text)
+
+
+def markdown(
+    study: Study,
+    rows: Sequence[Row],
+    *,
+    gain_vs_size: bool,
+    forgetting_plot: bool,
+    wall_seconds: float | None = None,
+) -> str:
+    """The text of report.md; the flags say which optional figures exist."""
+    lines = headline(study, rows)
+    pre = study.pretrain
+    counts = ", ".join(f"{study.tasks[t].label()}: {c}" for t, c in pre.counts().items())
+    md = [
+        f"# Transfer study `{study.name}`",
+        "",
+        f"{study.resolution}x{study.resolution} grids; presets {', '.join(study.presets)}. "
+        f"Pre-training: {counts} ({pre.epochs} epochs, batch {pre.batch_size}, lr {pre.lr:g}). "
+        f"Downstream runs: {study.steps} optimizer steps each (fine-tuning and scratch alike), "
+        f"batch {study.batch_size} (capped at n), learning rate chosen per (method, n) from "
+        f"{', '.join(f'{x:g}' for x in study.lr_grid)} by validation error on {study.n_val} "
+        f"samples; test errors on {study.n_test} samples per task (error bars: standard error).",
+        "",
+        "| task | system and ranges | role |",
+        "| --- | --- | --- |",
+    ]
+    for name, task in study.tasks.items():
+        role = "pre-training" if name in pre.tasks else ""
+        if name in study.downstream:
+            role = (role + ", " if role else "") + f"downstream ({task.shift})"
+        if role:
+            md.append(f"| {name} | {task.label()} | {role} |")
+    md += [
+        "",
+        "## Headline: how many times fewer downstream examples fine-tuning needs",
+        "",
+        "To reach the test error that training from scratch reaches with the most downstream "
+        "data (log-log interpolation between grid points; `>=` when fine-tuning is already "
+        "better at the smallest n):",
+        "",
+        *_headline_table(lines),
+        "",
+        "## Against the paper's claims (Subramanian et al. 2023)",
+        "",
+        *_claims(study, rows, lines),
+        "",
+        "## Error against downstream examples",
+        "",
+        "![error vs n](error_vs_n.png)",
+        "",
+    ]
+    if gain_vs_size:
+        md += ["## Gain against model size", "", "![gain vs size](gain_vs_size.png)", ""]
+    if forgetting_plot:
+        md += [
+            "## Forgetting: what fine-tuning keeps of pre-training",
+            "",
+            "Every fine-tuned model is also tested on the pre-training tasks. *Retained error* is "
+            f"its mean test error over {', '.join(pre.tasks)}; *change* is against the "
+            "pre-trained model (negative is better). *Score* = harmonic mean of (1 - downstream "
+            "error) and (1 - retained error), each floored at 0: high only when the model "
+            "both specialises and remembers. The learning rate is still chosen by downstream "
+            "validation error alone.",
+            "",
+            "![forgetting](forgetting.png)",
+            "",
+            *_forgetting_table(rows),
+            "",
+        ]
+    md += [
+        "## The data (test examples of each task)",
+        "",
+        *[f"![{t}](data/{t}.png)" for t in dict.fromkeys([*pre.tasks, *study.downstream])],
+        "",
+        "## Selected runs",
+        "",
+        "| preset | task | method | n | lr | val | test | retained (pre-training tasks) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if r.selected:
+            md.append(
+                f"| {r.preset} | {r.task} | {r.method.label} | {r.n} | {r.lr:g} "
+                f"| {_e(r.val_rel_l2)} | {_e(r.test_rel_l2)} | {_e(r.retained_rel_l2)} |"
+            )
+    md.append("")
+    diverged = [r for r in rows if r.status is not Status.OK]
+    if diverged:
+        md.append(
+            f"{len(diverged)} run(s) diverged (recorded, not selected): "
+            + ", ".join(r.run for r in diverged)
+            + "."
+        )
+        md.append("")
+    total = sum(r.seconds or 0 for r in rows if r.method.kind is not MethodKind.ZERO_SHOT)
+    md.append(
+        f"All {len(rows)} rows are in `results.csv`. Training and evaluation time summed over "
+        f"runs: {total:.0f} s"
+        + (f"; wall time of this sweep invocation: {wall_seconds:.0f} s." if wall_seconds else ".")
+    )
+    return "\n".join(md) + "\n"
+
+
+def _e(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3g}"
+
+
+def _headline_table(lines: Sequence[Headline]) -> list[str]:
+    table = [
+        "| preset | task | method | scratch error at n_max | fine-tuned at n_max | zero-shot "
+        "| n fine-tuning needs | examples saved |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for h in lines:
+        s = h.saving
+        needed, saved = s.text()
+        table.append(
+            f"| {h.preset} | {h.task} | {h.method.label} | {_e(s.target)} (n={s.n_max}) "
+            f"| {_e(s.finetune_at_n_max)} | {_e(h.zero_shot)} | {needed} | {saved} |"
+        )
+    return table
+
+
+def _forgetting_table(rows: Sequence[Row]) -> list[str]:
+    points = forgetting(rows)
+    if not points:
+        return []
+    md = [
+        "| preset | task | n | strategy | downstream error | change | retained error | change | score |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def sign(x: float | None) -> str:
+        return "—" if x is None else f"{x:+.3g}"
+
+    for f in points:
+        md.append(
+            f"| {f.preset} | {f.task} | {f.n} | {f.strategy} | {f.downstream:.3g} "
+            f"| {sign(f.downstream_change)} | {f.retained:.3g} | {sign(f.retained_change)} "
+            f"| {f.score:.3f} |"
+        )
+    return md
+
+
+def _claims(study: Study, rows: Sequence[Row], lines: Sequence[Headline]) -> list[str]:
+    """The paper's qualitative claims, checked against this study's numbers."""
+    out = []
+    savings = [h for h in lines if h.method == FULL] or lines
+    if savings:
+        reached = [h for h in savings if h.saving.saving is not None]
+        tenfold = [h for h in reached if h.saving.saving >= 10]
+        text = ", ".join(
+            f"{h.task} ({h.preset}): "
+            + (
+                "not reached"
+                if h.saving.saving is None
+                else f"{'>=' if h.saving.bound else ''}{h.saving.saving:.3g}x"
+            )
+            for h in savings
+        )
+        largest = max(study.n_values) / min(study.n_values)
+        out.append(
+            f"- *Fine-tuning needs orders of magnitude fewer downstream examples than scratch.* "
+            f"Examples saved: {text}. At least one order of magnitude (>= 10x) in "
+            f"{len(tenfold)} of {len(savings)} panels; fine-tuning never reaches scratch's best "
+            f"error in {len(savings) - len(reached)}. The grid's n_max / n_min = {largest:g} "
+            "bounds what can be measured"
+            + (" (two orders need n_max / n_min >= 100)." if largest < 100 else ".")
+        )
+    data = curves(rows)
+    if len(study.presets) > 1:
+        parts = []
+        for task in study.downstream:
+            ratios = []
+            for preset in study.presets:
+                panel = data.get((preset, task), {})
+                sc, ft = panel.get(Method.scratch()), panel.get(FULL)
+                if sc and ft:
+                    ratios.append((preset, sc[0].error / ft[0].error))
+            if len(ratios) > 1:
+                grows = all(b[1] >= a[1] for a, b in zip(ratios, ratios[1:], strict=False))
+                parts.append(
+                    f"{task}: "
+                    + " -> ".join(f"{p} {r:.2g}x" for p, r in ratios)
+                    + (" (grows)" if grows else " (does not grow monotonically)")
+                )
+        out.append(
+            "- *Gains grow with model size* (scratch / fine-tuned error at the smallest n): "
+            + ("; ".join(parts) if parts else "not measurable here")
+            + "."
+        )
+    else:
+        out.append("- *Gains grow with model size*: one preset in this study; not tested.")
+    if len(study.pretrain.tasks) > 1:
+        wins = []
+        for task in study.downstream:
+            for preset in study.presets:
+                panel = data.get((preset, task), {})
+                sc, ft = panel.get(Method.scratch()), panel.get(FULL)
+                if sc and ft:
+                    beat = sum(f.error < s.error for s, f in zip(sc, ft, strict=False))
+                    wins.append(f"{task} ({preset}): better at {beat} of {len(sc)} n")
+        out.append(
+            f"- *A mixture-pretrained model adapts to every downstream system* (pre-trained on "
+            f"{' + '.join(study.pretrain.tasks)}; fine-tuned vs scratch): " + "; ".join(wins) + "."
+        )
+    return out

@@ -1,0 +1,132 @@
+"""The vocabulary of a study: the methods it compares, the points it runs, their statuses.
+
+A *method* is how a downstream model is obtained: the pre-trained model as it is
+(zero-shot), training from scratch, or fine-tuning the pre-trained model with a strategy.
+A *point* is one run of the sweep: pre-training a preset, or one downstream (method, task,
+n, lr). Display labels ("fine-tune (full)") and directory names ("finetune-full") are made
+from these objects, never parsed back.
+
+The enumerations are :class:`enum.StrEnum` because their values are what ``point.json``,
+``study.json`` and results.csv hold ("finetune", "ok", ...): existing sweep directories read
+unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+
+class MethodKind(enum.StrEnum):
+    """The three ways to get a downstream model; the values are the study's ``methods``."""
+
+    ZERO_SHOT = "zero-shot"
+    SCRATCH = "scratch"
+    FINETUNE = "finetune"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One downstream method: a :class:`MethodKind` and, for fine-tuning, its strategy.
+
+    Build them with :meth:`zero_shot`, :meth:`scratch` and :meth:`finetune`.
+    """
+
+    kind: MethodKind
+    strategy: str | None = None  # the fine-tuning strategy; None for zero-shot and scratch
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", MethodKind(self.kind))
+        if (self.kind is MethodKind.FINETUNE) != (self.strategy is not None):
+            raise ValueError(f"a strategy is given exactly for fine-tuning, got {self!r}")
+
+    @classmethod
+    def zero_shot(cls) -> Method:
+        return cls(MethodKind.ZERO_SHOT)
+
+    @classmethod
+    def scratch(cls) -> Method:
+        return cls(MethodKind.SCRATCH)
+
+    @classmethod
+    def finetune(cls, strategy: str) -> Method:
+        return cls(MethodKind.FINETUNE, strategy)
+
+    @property
+    def label(self) -> str:
+        """For people: "zero-shot", "scratch", "fine-tune (full)"."""
+        if self.kind is MethodKind.FINETUNE:
+            return f"fine-tune ({self.strategy})"
+        return self.kind.value
+
+    @property
+    def slug(self) -> str:
+        """For directory names: "zero-shot", "scratch", "finetune-full"."""
+        if self.kind is MethodKind.FINETUNE:
+            return f"finetune-{self.strategy}"
+        return self.kind.value
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Sort key: zero-shot, scratch, then fine-tuning by strategy name."""
+        return list(MethodKind).index(self.kind), self.strategy or ""
+
+
+class PointKind(enum.StrEnum):
+    """What a point runs."""
+
+    PRETRAIN = "pretrain"
+    SCRATCH = "scratch"
+    FINETUNE = "finetune"
+
+
+class Status(enum.StrEnum):
+    """How a point ended: its training finished, or diverged (recorded, never selected)."""
+
+    OK = "ok"
+    DIVERGED = "diverged"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a study: pre-training a preset, or one downstream (method, task, n, lr).
+
+    ``kind`` may be given as its value (``Point("pretrain", "fno-64k")``, or
+    ``Point(**point.to_dict())``).
+    """
+
+    kind: PointKind
+    preset: str
+    task: str = ""
+    n: int = 0
+    lr: float = 0.0
+    strategy: str = "full"  # what fine-tuning uses; pre-training and scratch train all weights
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", PointKind(self.kind))
+
+    @property
+    def method(self) -> Method | None:
+        """The downstream method this point runs; None for pre-training."""
+        if self.kind is PointKind.PRETRAIN:
+            return None
+        if self.kind is PointKind.SCRATCH:
+            return Method.scratch()
+        return Method.finetune(self.strategy)
+
+    @property
+    def directory(self) -> str:
+        """The run directory, relative to the sweep directory."""
+        if self.method is None:
+            return f"runs/pretrain/{self.preset}"
+        return f"runs/{self.preset}/{self.task}/{self.method.slug}/n{self.n:05d}-lr{self.lr:g}"
+
+    def describe(self) -> str:
+        if self.method is None:
+            return f"pre-train {self.preset}"
+        return f"{self.preset} {self.task} {self.method.label} n={self.n} lr={self.lr:g}"
+
+    def to_dict(self) -> dict:
+        """Plain JSON values (``kind`` as its string), as ``point.json`` and submitted jobs hold."""
+        return {**dataclasses.asdict(self), "kind": self.kind.value}
