@@ -1,0 +1,85 @@
+"""The `scifm` command line: thin wrappers that parse, call library functions and print.
+
+One module per command group (`data`, `train`, `study`, `pinn`, `bench`); this module
+assembles them into one app, in the order `scifm --help` lists them. Command modules import
+only Typer at the top; heavy libraries are imported inside the commands, so `--help` is fast.
+
+User errors (bad values, missing files, existing outputs) print one line on stderr and exit
+with status 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scifm import DivergenceError, RunConflict, __version__
+from scifm.cli import bench, data, pinn, study, train
+
+app = typer.Typer(
+    name="scifm",
+    help="Scientific foundation models: exact PDE data, neural operators, transfer studies, "
+    "high-dimensional PINNs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"scifm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    pass
+
+
+for command in (
+    data.generate,
+    data.inspect,
+    train.models,
+    train.train,
+    train.evaluate,
+    study.sweep,
+    study.demo,
+    pinn.pinn,
+):
+    app.command()(command)
+app.add_typer(bench.app, name="bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="scifm", standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("scifm: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as e:  # usage errors: unknown command, bad option value
+        print(f"scifm: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except RunConflict as e:  # the library names the directory; the CLI names the flag
+        print(f"scifm: error: {e}; choose another --out", file=sys.stderr)
+        return 2
+    except (DivergenceError, ValueError, FileExistsError, FileNotFoundError, OSError) as e:
+        print(f"scifm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scifm: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,44 @@
+"""Parsing of CLI-only option values (``LO,HI`` ranges, comma-separated lists).
+
+Each parser raises a one-line ``ValueError`` naming the option, which `scifm.cli.main`
+prints as ``scifm: error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
+    """Parse ``LO,HI`` into two floats; one line of error otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(
+            f"{option} takes LO,HI (two numbers separated by a comma), got {text!r}"
+        ) from None
+
+
+def _integer(text: str) -> int:
+    """An integer written plainly or in float notation (``100000`` or ``1e5``), never truncated."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
+def parse_list(option: str, text: str, cast: Callable = str) -> tuple:
+    """Parse a comma-separated list (items stripped, empty items skipped), each through ``cast``.
+
+    ``cast=int`` also accepts float notation for whole numbers (``1e5``).
+    """
+    convert = _integer if cast is int else cast
+    try:
+        return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+    except (ValueError, OverflowError):
+        raise ValueError(f"{option} takes a comma-separated list, got {text!r}") from None

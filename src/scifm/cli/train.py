@@ -1,0 +1,122 @@
+"""`scifm models`, `scifm train` and `scifm evaluate`: neural operators on datasets."""
+
+from __future__ import annotations
+
+import typer
+
+
+def models():
+    """List the FNO size presets with their exact parameter counts (7 input channels, 1 output)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scifm.models import PRESETS
+
+    table = Table("preset", "width", "modes", "layers", "parameters")
+    for p in PRESETS.values():
+        table.add_row(p.name, str(p.width), str(p.modes), str(p.layers), f"{p.parameters():,}")
+    Console().print(table)
+
+
+def train(
+    train_path: str = typer.Option(..., "--train", help="Training dataset (HDF5)."),
+    val_path: str = typer.Option(..., "--val", help="Validation dataset (HDF5)."),
+    out: str = typer.Option(
+        ..., "--out", help="Run directory; an unfinished run there is resumed."
+    ),
+    model: str = typer.Option(
+        None, "--model", help="FNO preset (see `scifm models`) [default: fno-1m, or --init's]."
+    ),
+    init: str = typer.Option(
+        None, "--init", help="Start from this run's (or checkpoint's) weights and normalisation."
+    ),
+    epochs: int = typer.Option(20, "--epochs", help="Passes over the training set."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Samples per step."),
+    lr: float = typer.Option(
+        1e-3, "--lr", help="Peak learning rate (Adam, cosine decay over the run)."
+    ),
+    loss: str = typer.Option(
+        "relative_l2", "--loss", help="relative_l2 or sse (summed squared error)."
+    ),
+    n: int = typer.Option(None, "--n", help="Use only the first N training samples."),
+    seed: int = typer.Option(0, "--seed", help="Initialisation and shuffling seed."),
+    finetune: str = typer.Option(
+        "full",
+        "--finetune",
+        help="Fine-tuning strategy with --init: full, last (projection only), magnitude (largest half of each tensor fixed), l2sp (pull to the pre-trained weights), spider (importance-aware).",
+    ),
+    validate_every: int = typer.Option(
+        1, "--validate-every", help="Validate and save every N epochs (and after the last)."
+    ),
+    checkpoint_every: float = typer.Option(
+        600.0, "--checkpoint-every", help="Seconds between resumable saves inside an epoch."
+    ),
+):
+    """Train an FNO on a dataset, validating every epoch; keeps the best checkpoint.
+
+    Example: scifm train --train poisson.h5 --val poisson_val.h5 --model fno-1m --out runs/p
+    """
+    from scifm import data
+    from scifm import train as train_lib
+    from scifm._progress import Display, RunBar
+
+    strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
+    loss_fn = train_lib.get_loss(loss)
+    if init is None and finetune != "full":
+        raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
+    train_fields = data.FieldSet.load(train_path, limit=n)
+    val_fields = data.FieldSet.load(val_path)
+    start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
+    metadata = {"model": {"preset": name}, "init": init}
+    result = train_lib.fit(
+        start,
+        train_fields,
+        val_fields,
+        out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        loss=loss_fn,
+        strategy=strategy,
+        seed=seed,
+        validate_every=validate_every,
+        checkpoint_every=checkpoint_every,
+        sharding=train_lib.data_parallel(),  # the batch split over every local device
+        metadata=metadata,
+        progress=RunBar(Display(), "train", owns_display=True),
+    )
+    train_lib.plot_curves(out)
+    print(
+        f"best validation relative L2 {result['best_val_rel_l2']:.4g} at epoch {result['best_epoch']} "
+        f"({result['train_seconds']:.1f} s); run: {out}"
+    )
+
+
+def evaluate(
+    run: str = typer.Argument(..., help="Run directory (or checkpoint.eqx)."),
+    data_path: str = typer.Option(..., "--data", help="Dataset to evaluate on (HDF5)."),
+    json_out: str = typer.Option(
+        None, "--json", help="Where to write the JSON [default: RUN/eval-<data>.json]."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", help="Samples per evaluation batch."),
+):
+    """Mean per-sample relative L2 error of a trained model on a dataset, and its spread."""
+    from pathlib import Path
+
+    from scifm import data
+    from scifm import train as train_lib
+    from scifm._io import atomic_write_json
+
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {batch_size}")
+    model, _ = train_lib.load(run)
+    fields = data.FieldSet.load(data_path)
+    metrics = {"data": data_path, **train_lib.evaluate(model, fields, batch_size)}
+    base = Path(run) if Path(run).is_dir() else Path(run).parent
+    path = Path(json_out) if json_out else base / f"eval-{Path(data_path).stem}.json"
+    atomic_write_json(path, metrics)
+    print(
+        f"relative L2: mean {metrics['rel_l2_mean']:.4g}, std {metrics['rel_l2_std']:.4g}, "
+        f"median {metrics['rel_l2_median']:.4g}, p90 {metrics['rel_l2_p90']:.4g} over {metrics['n']} samples"
+    )
+    print(f"wrote {path}")
