@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import jax
@@ -68,7 +69,9 @@ def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path
     # evaluation reproduces the best validation error from the saved checkpoint
     r = scifm("evaluate", str(run), "--data", va)
     assert r.returncode == 0, r.stderr
-    evaluated = json.loads((run / "eval-val.json").read_text())
+    (written,) = run.glob("eval-val-*.json")  # named after the file and its full path
+    evaluated = json.loads(written.read_text())
+    assert evaluated["data"] == str(Path(va).resolve())
     assert evaluated["rel_l2_mean"] == pytest.approx(result["best_val_rel_l2"], rel=1e-6)
     assert evaluated["n"] == 64 and evaluated["rel_l2_std"] > 0
 

@@ -140,6 +140,8 @@ class RunBar:
         self._start = time.perf_counter()
 
     def start(self, total: int, done: int) -> None:
+        if done and self.display.enabled:
+            print(f"{self.description}: resuming at step {done:,} of {total:,}", flush=True)
         self.bar = self.display.bar(self.description, total, done)
         self._start = time.perf_counter()
 

@@ -18,6 +18,7 @@ from scifm import DivergenceError, RunConflict, __version__
 from scifm.cli import bench, data, pinn, study, train
 
 app = typer.Typer(
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be eaten as markup
     name="scifm",
     help="Scientific foundation models: exact PDE data, neural operators, transfer studies, "
     "high-dimensional PINNs.",

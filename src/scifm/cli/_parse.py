@@ -1,12 +1,17 @@
-"""Parsing of CLI-only option values (``LO,HI`` ranges, comma-separated lists).
+"""Parsing of CLI-only option values (``LO,HI`` ranges, comma-separated lists, numbers).
 
 Each parser raises a one-line ``ValueError`` naming the option, which `scifm.cli.main`
-prints as ``scifm: error: ...`` with exit status 2.
+prints as ``scifm: error: ...`` with exit status 2. Counts are declared with Typer's
+``min=1`` and rates with the parsers :func:`positive`/:func:`non_negative`, so a bad value is refused as
+the command line is parsed, before anything runs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+
+import typer
 
 
 def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
@@ -42,3 +47,28 @@ def parse_list(option: str, text: str, cast: Callable = str) -> tuple:
         return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
     except (ValueError, OverflowError):
         raise ValueError(f"{option} takes a comma-separated list, got {text!r}") from None
+
+
+def _number(value, low: float, open_low: bool) -> float:
+    """A finite float above ``low`` (or at it, unless ``open_low``), else a usage error.
+
+    A float range check alone lets NaN through (every comparison with NaN is false).
+    """
+    kind = f"finite number {'>' if open_low else '>='} {low:g}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number < low or (open_low and number == low):
+        raise typer.BadParameter(f"{value!r} is not a {kind}")
+    return number
+
+
+def positive(value) -> float:
+    """Option parser: a finite number > 0 (learning rates)."""
+    return _number(value, 0.0, open_low=True)
+
+
+def non_negative(value) -> float:
+    """Option parser: a finite number >= 0 (seconds between saves; 0: every step)."""
+    return _number(value, 0.0, open_low=False)

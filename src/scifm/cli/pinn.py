@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from scifm.cli._parse import positive
+
 
 def pinn(
     pde: str = typer.Option(
@@ -12,28 +14,37 @@ def pinn(
         help="Problem: {poisson,allen-cahn,sine-gordon}-{2body,3body}, biharmonic-3body; "
         "append -gpinn for the gradient-enhanced loss.",
     ),
-    dim: int = typer.Option(100, "--dim", help="Dimension d of the PDE."),
+    dim: int = typer.Option(100, "--dim", min=1, max=10_000_000, help="Dimension d of the PDE."),
     estimator: str = typer.Option(
         "stde", "--estimator", help="exact, stde, stde-dense, hte, sdgd or sdgd-fwd."
     ),
-    num_samples: int = typer.Option(16, "--num-samples", help="Sampled dimensions/directions."),
-    steps: int = typer.Option(10_000, "--steps", help="Adam steps (lr decays linearly to 0)."),
+    num_samples: int = typer.Option(
+        16, "--num-samples", min=1, help="Sampled dimensions/directions."
+    ),
+    steps: int = typer.Option(
+        10_000, "--steps", min=1, help="Adam steps (lr decays linearly to 0)."
+    ),
     out: str = typer.Option(
         None, "--out", help="Run directory (config, metrics, checkpoint, plot); resumes if present."
     ),
-    width: int = typer.Option(128, "--width", help="MLP width."),
-    depth: int = typer.Option(4, "--depth", help="MLP hidden layers."),
-    batch_size: int = typer.Option(100, "--batch-size", help="Residual points per step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate."),
+    width: int = typer.Option(128, "--width", min=1, help="MLP width."),
+    depth: int = typer.Option(4, "--depth", min=1, help="MLP hidden layers."),
+    batch_size: int = typer.Option(100, "--batch-size", min=1, help="Residual points per step."),
+    lr: float = typer.Option(1e-3, "--lr", parser=positive, help="Initial learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed for the solution's c_i, the model, points."),
-    n_test: int = typer.Option(20_000, "--n-test", help="Test points for the relative L2 error."),
+    n_test: int = typer.Option(
+        20_000, "--n-test", min=1, help="Test points for the relative L2 error."
+    ),
     eval_every: int = typer.Option(
-        1000, "--eval-every", help="Steps between evaluations (0: only after the last step)."
+        1000, "--eval-every", min=0, help="Steps between evaluations (0: only after the last step)."
     ),
     checkpoint_every: int = typer.Option(
-        500, "--checkpoint-every", help="Steps between checkpoints."
+        500, "--checkpoint-every", min=1, help="Steps between checkpoints."
     ),
     float64: bool = typer.Option(False, "--float64", help="Train in float64 (default float32)."),
+    list_names: bool = typer.Option(
+        False, "--list", help="List the problems and estimators, and exit."
+    ),
 ):
     """Train a hard-constrained PINN (u = p(|x|^2) * MLP(x), zero on the boundary) on a
     high-dimensional PDE with an exact solution; report the relative L2 error.
@@ -45,14 +56,19 @@ def pinn(
     if float64:
         jax.config.update("jax_enable_x64", True)
     from scifm import pinn as pinn_lib
-    from scifm._progress import Display, RunBar
+    from scifm.cli._run import BarAndPlot
 
+    if list_names:
+        print("problems (--pde): " + ", ".join(pinn_lib.problem_names()))
+        print("estimators (--estimator):")
+        for name, make in pinn_lib.ESTIMATORS.items():
+            doc = (type(make(2)).__doc__ or "").strip().splitlines()[0]
+            print(f"  {name:11s} {doc}")
+        return
     est = pinn_lib.make_estimator(estimator, num_samples)
-    if dim < 1 or dim > 10_000_000:
-        raise ValueError(f"--dim must be in [1, 10^7], got {dim}")
     problem = pinn_lib.make_problem(pde, dim, key=jax.random.key(seed))
     config = {"pde": pde, "dim": dim, "estimator_name": estimator, "num_samples": num_samples}
-    progress = RunBar(Display(), f"{pde} d={dim} {estimator}", unit="it", owns_display=True)
+    progress = BarAndPlot(f"{pde} d={dim} {estimator}", out, pinn_lib.plot_metrics, unit="it")
     _, result = pinn_lib.fit(
         problem,
         est,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from scifm.cli._parse import non_negative, positive
+
 
 def models():
     """List the FNO size presets with their exact parameter counts (7 input channels, 1 output)."""
@@ -30,15 +32,18 @@ def train(
     init: str = typer.Option(
         None, "--init", help="Start from this run's (or checkpoint's) weights and normalisation."
     ),
-    epochs: int = typer.Option(20, "--epochs", help="Passes over the training set."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Samples per step."),
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Passes over the training set."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per step."),
     lr: float = typer.Option(
-        1e-3, "--lr", help="Peak learning rate (Adam, cosine decay over the run)."
+        1e-3,
+        "--lr",
+        parser=positive,
+        help="Peak learning rate (Adam, cosine decay over the run).",
     ),
     loss: str = typer.Option(
         "relative_l2", "--loss", help="relative_l2 or sse (summed squared error)."
     ),
-    n: int = typer.Option(None, "--n", help="Use only the first N training samples."),
+    n: int = typer.Option(None, "--n", min=1, help="Use only the first N training samples."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and shuffling seed."),
     finetune: str = typer.Option(
         "full",
@@ -46,24 +51,32 @@ def train(
         help="Fine-tuning strategy with --init: full, last (projection only), magnitude (largest half of each tensor fixed), l2sp (pull to the pre-trained weights), spider (importance-aware).",
     ),
     validate_every: int = typer.Option(
-        1, "--validate-every", help="Validate and save every N epochs (and after the last)."
+        1, "--validate-every", min=1, help="Validate and save every N epochs (and after the last)."
     ),
     checkpoint_every: float = typer.Option(
-        600.0, "--checkpoint-every", help="Seconds between resumable saves inside an epoch."
+        600.0,
+        "--checkpoint-every",
+        parser=non_negative,
+        help="Seconds between resumable saves inside an epoch.",
     ),
 ):
     """Train an FNO on a dataset, validating every epoch; keeps the best checkpoint.
 
     Example: scifm train --train poisson.h5 --val poisson_val.h5 --model fno-1m --out runs/p
     """
+    from pathlib import Path
+
     from scifm import data
     from scifm import train as train_lib
-    from scifm._progress import Display, RunBar
+    from scifm.cli._run import BarAndPlot
 
     strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
     loss_fn = train_lib.get_loss(loss)
     if init is None and finetune != "full":
         raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
+    # the run's configuration names files by what they are, not by how their path was typed
+    train_path, val_path = str(Path(train_path).resolve()), str(Path(val_path).resolve())
+    init = str(Path(init).resolve()) if init is not None else None
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
     start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
@@ -83,7 +96,7 @@ def train(
         checkpoint_every=checkpoint_every,
         sharding=train_lib.data_parallel(),  # the batch split over every local device
         metadata=metadata,
-        progress=RunBar(Display(), "train", owns_display=True),
+        progress=BarAndPlot("train", out, train_lib.plot_curves),
     )
     train_lib.plot_curves(out)
     print(
@@ -96,24 +109,35 @@ def evaluate(
     run: str = typer.Argument(..., help="Run directory (or checkpoint.eqx)."),
     data_path: str = typer.Option(..., "--data", help="Dataset to evaluate on (HDF5)."),
     json_out: str = typer.Option(
-        None, "--json", help="Where to write the JSON [default: RUN/eval-<data>.json]."
+        None,
+        "--json",
+        help="Where to write the JSON [default: RUN/eval-<data name>-<hash of its path>.json].",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", help="Samples per evaluation batch."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per evaluation batch."),
 ):
     """Mean per-sample relative L2 error of a trained model on a dataset, and its spread."""
+    import hashlib
     from pathlib import Path
 
     from scifm import data
     from scifm import train as train_lib
     from scifm._io import atomic_write_json
 
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {batch_size}")
     model, _ = train_lib.load(run)
     fields = data.FieldSet.load(data_path)
-    metrics = {"data": data_path, **train_lib.evaluate(model, fields, batch_size)}
+    metrics = {
+        "data": str(Path(data_path).resolve()),
+        **train_lib.evaluate(model, fields, batch_size),
+    }
     base = Path(run) if Path(run).is_dir() else Path(run).parent
-    path = Path(json_out) if json_out else base / f"eval-{Path(data_path).stem}.json"
+    if json_out:
+        path = Path(json_out)
+    else:  # named after the file, and after its full path: another file of the same name
+        # elsewhere gets its own result instead of overwriting this one
+        digest = hashlib.sha1(metrics["data"].encode()).hexdigest()[:8]
+        path = base / f"eval-{Path(data_path).stem}-{digest}.json"
+    if not (base / "result.json").exists():
+        print(f"note: {base} holds an unfinished run; this scores its best checkpoint so far")
     atomic_write_json(path, metrics)
     print(
         f"relative L2: mean {metrics['rel_l2_mean']:.4g}, std {metrics['rel_l2_std']:.4g}, "

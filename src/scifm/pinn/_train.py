@@ -209,11 +209,12 @@ def fit(
             last = n + 1 == steps
             if (eval_every and (n + 1) % eval_every == 0) or last:
                 row["rel_l2"] = relative_l2(model, problem, key=ktest, n=n_test)
-                progress.evaluated("rel_l2", row["rel_l2"], f"step {n + 1}")
             if (n + 1) % 10 == 0 or "rel_l2" in row:
                 history.append(row)
                 if run is not None:
                     run.log(row)
+            if "rel_l2" in row:
+                progress.evaluated("rel_l2", row["rel_l2"], f"step {n + 1}")
             due = (
                 n + 1
             ) % checkpoint_every == 0 or time.perf_counter() - saved >= checkpoint_seconds

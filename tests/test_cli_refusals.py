@@ -1,0 +1,144 @@
+"""Every command refuses bad input the same way: one line, exit 2, nothing created or changed.
+
+The table runs each command's options through bad values (zero, negative, NaN, non-numeric,
+out of range, foreign or finished run directories, missing files), in process; hypothesis
+draws more bad numbers for the numeric options. A refusal must print at most a few lines on
+stderr, no traceback, and leave the directory it ran in exactly as it was.
+"""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scifm import data, models, pdes, train
+from scifm.cli import main
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A dataset, a finished training run and a foreign directory, shared by the cases."""
+    root = tmp_path_factory.mktemp("world")
+    path = data.generate(pdes.Poisson(), 8, 16, 0, root / "d.h5")
+    fields = data.FieldSet.load(path)
+    net = models.FNO(7, 1, 4, 2, key=jax.random.key(0))
+    model = models.OperatorModel(data.Normalizer.fit(fields), net)
+    train.fit(model, fields, fields, root / "run", epochs=1, batch_size=4, metadata={"model": {}})
+    (root / "foreign").mkdir()
+    (root / "foreign" / "notes.txt").write_text("mine")
+    return root
+
+
+def _tree(root) -> dict:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _refused(world, capsys, args: list[str]) -> str:
+    capsys.readouterr()
+    before = _tree(world)
+    code = main([a.format(w=world) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, (args, code, err)
+    assert "Traceback" not in err and 0 < len(err.strip().splitlines()) <= 3, err
+    assert _tree(world) == before, f"{args} changed files"
+    return err
+
+
+TRAIN = ["train", "--train", "{w}/d.h5", "--val", "{w}/d.h5", "--model", "fno-64k"]
+PINN = [
+    "pinn",
+    "--pde",
+    "poisson-2body",
+    "--dim",
+    "4",
+    "--num-samples",
+    "2",
+    "--steps",
+    "3",
+    "--width",
+    "4",
+]
+
+CASES = [
+    # (arguments, part of the message)
+    ([*TRAIN, "--out", "{w}/new", "--epochs", "0"], "--epochs"),
+    ([*TRAIN, "--out", "{w}/new", "--batch-size", "-3"], "--batch-size"),
+    ([*TRAIN, "--out", "{w}/new", "--lr", "nan"], "--lr"),
+    ([*TRAIN, "--out", "{w}/new", "--lr", "0"], "--lr"),
+    ([*TRAIN, "--out", "{w}/new", "--lr", "abc"], "not a number"),
+    ([*TRAIN, "--out", "{w}/new", "--n", "0"], "--n"),
+    ([*TRAIN, "--out", "{w}/new", "--validate-every", "0"], "--validate-every"),
+    ([*TRAIN, "--out", "{w}/new", "--checkpoint-every", "-1"], "--checkpoint-every"),
+    ([*TRAIN, "--out", "{w}/new", "--loss", "mae"], "valid losses"),
+    ([*TRAIN, "--out", "{w}/new", "--finetune", "bogus"], "valid strategies"),
+    ([*TRAIN, "--out", "{w}/new", "--model", "fno-1t"], "fno-1t"),
+    (["train", "--train", "{w}/none.h5", "--val", "{w}/d.h5", "--out", "{w}/new"], "none.h5"),
+    ([*TRAIN, "--out", "{w}/foreign", "--epochs", "1"], "not a scifm run directory"),
+    ([*TRAIN, "--out", "{w}/d.h5", "--epochs", "1"], "is a file"),
+    (["evaluate", "{w}/run", "--data", "{w}/d.h5", "--batch-size", "-3"], "--batch-size"),
+    (["evaluate", "{w}/run", "--data", "{w}/d.h5", "--batch-size", "0"], "--batch-size"),
+    (["evaluate", "{w}/run", "--data", "{w}/none.h5"], "none.h5"),
+    (["evaluate", "{w}/foreign", "--data", "{w}/d.h5"], "no checkpoint"),
+    ([*PINN, "--lr", "0"], "--lr"),
+    ([*PINN, "--lr", "-1"], "--lr"),
+    ([*PINN, "--lr", "nan"], "--lr"),
+    ([*PINN, "--n-test", "0"], "--n-test"),
+    ([*PINN, "--checkpoint-every", "0"], "--checkpoint-every"),
+    ([*PINN, "--eval-every", "-1"], "--eval-every"),
+    ([*PINN, "--num-samples", "0"], "--num-samples"),
+    ([*PINN, "--dim", "0"], "--dim"),
+    ([*PINN, "--pde", "heat"], "valid:"),
+    ([*PINN, "--estimator", "taylor"], "valid:"),
+    ([*PINN, "--out", "{w}/foreign"], "not a scifm run directory"),
+    ([*PINN, "--out", "{w}/run"], "another configuration"),
+    (["generate", "poisson", "--n", "0", "--out", "{w}/g.h5"], "n must be"),
+    (["generate", "poisson", "--n", "4", "--resolution", "33", "--out", "{w}/g.h5"], "resolution"),
+    (["generate", "poisson", "--n", "4", "--eig", "5,1", "--out", "{w}/g.h5"], "eig"),
+    (["inspect", "{w}/none.h5"], "none.h5"),
+    (["sweep", "demo", "--jobs", "0", "--out", "{w}/s"], "jobs"),
+    (["sweep", "demo", "--executor", "bogus", "--out", "{w}/s"], "executor"),
+    (["sweep", "demo", "--out", "{w}/foreign"], "not a scifm sweep"),
+    (["demo", "--out", "{w}/foreign"], "not a scifm sweep"),
+]
+
+
+@pytest.mark.parametrize("args,message", CASES, ids=[" ".join(c[0][:1] + c[0][-2:]) for c in CASES])
+def test_bad_input_is_refused_in_one_line_and_changes_nothing(world, capsys, args, message):
+    err = _refused(world, capsys, args)
+    assert message in err, err
+
+
+def test_a_finished_run_is_refused_and_left_as_it_was(world, capsys):
+    run = json.loads((world / "run" / "config.json").read_text())
+    assert run["epochs"] == 1
+    err = _refused(world, capsys, [*TRAIN, "--out", "{w}/run", "--epochs", "1"])
+    assert "another configuration" in err or "finished run" in err
+
+
+BAD_NUMBERS = st.one_of(
+    st.floats(max_value=0.0),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.text(alphabet="abcxyz,;", min_size=1, max_size=4),
+)
+BAD_COUNTS = st.one_of(st.integers(max_value=0), st.sampled_from(["1.5", "two", "", "nan"]))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    option=st.sampled_from(["--lr", "--steps", "--width", "--batch-size", "--n-test"]),
+    number=BAD_NUMBERS,
+    count=BAD_COUNTS,
+)
+def test_drawn_bad_numbers_are_refused(world, capsys, option, number, count):
+    value = number if option == "--lr" else count
+    if isinstance(value, float) and np.isfinite(value):
+        value = f"{value:.6g}"
+    _refused(world, capsys, [*PINN, option, str(value), "--out", "{w}/new"])
