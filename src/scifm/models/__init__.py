@@ -1,9 +1,14 @@
 """Models: Fourier neural operators (with size presets) and the PINN MLP."""
 
-from ._fno import FNO, Pointwise, SpectralConv2d, count_parameters
+from ._fno import FNO as FNO
+from ._fno import Pointwise as Pointwise
+from ._fno import SpectralConv2d as SpectralConv2d
+from ._fno import count_parameters as count_parameters
 from ._mlp import MLP as MLP
-from ._operator import OperatorModel
-from ._presets import PRESETS, FNOPreset, get_preset
+from ._operator import OperatorModel as OperatorModel
+from ._presets import PRESETS as PRESETS
+from ._presets import FNOPreset as FNOPreset
+from ._presets import get_preset as get_preset
 
 __all__ = [
     "FNO",

@@ -44,7 +44,7 @@ class SpectralConv2d(eqx.Module):
     The kept block is rows ``[0, modes)`` and ``[H - modes, H)`` of the first frequency axis and
     columns ``[0, modes)`` of the half-spectrum axis (``rfft2``, orthonormal scaling). Weights are
     stored as real and imaginary parts, shape ``(2 [re, im], 2 [pos, neg rows], modes, modes,
-    in, out)``; initialised ``U[0, 1) / (in * out)`` in both parts as in the reference code.
+    in, out)``; initialised ``U[0, 1) / (in * out)`` in both parts as in the TL-scaling code.
     """
 
     weight: Float[Array, "2 2 m m cin cout"]
@@ -80,7 +80,7 @@ class FNO(eqx.Module):
         width: channels inside the Fourier layers.
         modes: Fourier modes kept per direction.
         layers: number of Fourier layers (4 in the study).
-        grid: append the (x, y) coordinates as two more input channels (off, as in the reference).
+        grid: append the (x, y) coordinates as two more input channels (off, as in the TL-scaling code).
         key: initialisation key.
     """
 

@@ -14,7 +14,7 @@ from ._split import sparse_derivatives
 
 
 class Exact(AbstractEstimator):
-    """Exact Laplacian, biharmonic and linear operators (the reference; ``key`` is ignored).
+    """Exact Laplacian, biharmonic and linear operators (the baseline every estimator is checked against; ``key`` is ignored).
 
     - Laplacian: ``sum_i D^2_{e_i} u``: ``d`` second-order jets along coordinate tangents.
       Cost ``O(d)`` jets (each ~``2`` forward passes of the width-sized network through an

@@ -4,12 +4,19 @@
 six coefficients (``COEFFICIENT_NAMES``); ``solve`` is its exact spectral solve.
 """
 
-from scifm.pdes._advdiff import AdvectionDiffusion, advection_ratio, advection_speed
-from scifm.pdes._base import AbstractPDESystem, Samples
-from scifm.pdes._helmholtz import Helmholtz, resonances
-from scifm.pdes._poisson import Poisson
-from scifm.pdes._sources import GaussianBumps
-from scifm.pdes._spectral import COEFFICIENT_NAMES, EQUATION, solve, symbol
+from scifm.pdes._advdiff import AdvectionDiffusion as AdvectionDiffusion
+from scifm.pdes._advdiff import advection_ratio as advection_ratio
+from scifm.pdes._advdiff import advection_speed as advection_speed
+from scifm.pdes._base import AbstractPDESystem as AbstractPDESystem
+from scifm.pdes._base import Samples as Samples
+from scifm.pdes._helmholtz import Helmholtz as Helmholtz
+from scifm.pdes._helmholtz import resonances as resonances
+from scifm.pdes._poisson import Poisson as Poisson
+from scifm.pdes._sources import GaussianBumps as GaussianBumps
+from scifm.pdes._spectral import COEFFICIENT_NAMES as COEFFICIENT_NAMES
+from scifm.pdes._spectral import EQUATION as EQUATION
+from scifm.pdes._spectral import solve as solve
+from scifm.pdes._spectral import symbol as symbol
 
 SYSTEMS: dict[str, type[AbstractPDESystem]] = {
     cls.name: cls for cls in (Poisson, AdvectionDiffusion, Helmholtz)

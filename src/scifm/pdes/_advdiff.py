@@ -92,9 +92,9 @@ class AdvectionDiffusion(AbstractPDESystem):
 
         psi = ||v . grad u||_2 / ||div(K grad u)||_2      (grid L2 norms)
 
-    equals ``psi ~ U[ratio_range]`` to 1e-13 (the reference code picks a coupling from a
+    equals ``psi ~ U[ratio_range]`` to 1e-13 (the TL-scaling code (neuraloperators-TL-scaling) picks a coupling from a
     precomputed table, so its realised ratio only approximates the target). The realised ratio,
-    computed from the solution, is stored as parameter ``psi``. Unlike the reference, the
+    computed from the solution, is stored as parameter ``psi``. Unlike the TL-scaling code, the
     diffusion is not scaled down as advection grows: ``psi`` alone sets the balance.
     """
 

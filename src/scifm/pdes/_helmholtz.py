@@ -40,7 +40,7 @@ class Helmholtz(AbstractPDESystem):
        reference code) is rejected and redrawn (source and omega) from the sample's own random
        stream, so datasets stay deterministic. ``max_abs=None`` keeps every sample.
 
-    ``integer_omega=True`` draws integers in the range, as the reference code does; the default
+    ``integer_omega=True`` draws integers in the range, as the TL-scaling code does; the default
     draws real values.
     """
 

@@ -96,12 +96,12 @@ def relative_l2(model, problem: AbstractProblem, *, key: Array, n: int = 20_000)
         return jnp.sum((u - ref) ** 2), jnp.sum(ref**2)
 
     num = den = 0.0
-    done = b = 0
-    while done < n:
-        m = min(batch, n - done)
-        e, r = partial(model, jax.random.fold_in(key, b), m)
+    evaluated = batch_index = 0
+    while evaluated < n:
+        m = min(batch, n - evaluated)
+        e, r = partial(model, jax.random.fold_in(key, batch_index), m)
         num, den = num + float(e), den + float(r)
-        done, b = done + m, b + 1
+        evaluated, batch_index = evaluated + m, batch_index + 1
     return math.sqrt(num / den)
 
 

@@ -147,7 +147,7 @@ def fit(
         epochs, batch_size, lr: Adam with the learning rate decayed from ``lr`` to 0 by a half
             cosine over ``epochs * max(1, n // batch_size)`` steps.
         loss: ``loss(pred, target)`` over a batch (:data:`scifm.train.LOSSES` names the
-            shipped ones: mean relative L2, the default, and the reference's summed squared
+            shipped ones: mean relative L2, the default, and the TL-scaling code's summed squared
             error); it must be a stable, hashable function (a module-level one).
         strategy: which parameters train and how (:mod:`scifm.train` strategies); default all.
         seed: shuffling seed (the model was initialised by the caller).

@@ -23,7 +23,7 @@ def relative_l2(pred, target) -> Float[Array, ""]:
 
 
 def summed_squared_error(pred, target) -> Float[Array, ""]:
-    """Squared error summed over each sample, averaged over the batch (the reference's loss)."""
+    """Squared error summed over each sample, averaged over the batch (the TL-scaling code's loss)."""
     return jnp.sum((pred - target) ** 2) / pred.shape[0]
 
 

@@ -11,7 +11,7 @@ step serves every run with the same one. Names exist only at the CLI/config boun
 The strategies (``theta`` the parameters, ``u`` the base optimizer's update, ``g`` the
 gradient):
 
-- ``full``: ``theta += u`` for every parameter (the reference study's fine-tuning).
+- ``full``: ``theta += u`` for every parameter (the TL-scaling study's fine-tuning).
 - ``last``: only the projection MLP at the end trains (``project_hidden``, ``project_out``), the rest stays at
   ``theta_0`` bit for bit.
 - ``magnitude``: in every tensor, the ``int(0.5 * size)`` entries of largest ``|theta_0|`` stay
@@ -45,7 +45,7 @@ class AbstractStrategy(ABC):
 
 @dataclass(frozen=True)
 class Full(AbstractStrategy):
-    """Every parameter trains (the reference study's fine-tuning, and training from scratch)."""
+    """Every parameter trains (the TL-scaling study's fine-tuning, and training from scratch)."""
 
     name: ClassVar[str] = "full"
 
@@ -95,7 +95,7 @@ class Last(AbstractStrategy):
         return _masked(inner, frozen_of)
 
 
-def largest_half(x: jax.Array, ratio: float = 0.5) -> jax.Array:
+def largest_magnitudes(x: jax.Array, ratio: float = 0.5) -> jax.Array:
     """Boolean mask of the ``int(ratio * size)`` entries of largest ``|x|`` (ties: lower index)."""
     k = int(x.size * ratio)
     order = jnp.argsort(-jnp.abs(x).ravel(), stable=True)
@@ -112,7 +112,7 @@ class Magnitude(AbstractStrategy):
 
     def wrap(self, inner):
         return _masked(
-            inner, lambda params: jax.tree.map(lambda p: largest_half(p, self.ratio), params)
+            inner, lambda params: jax.tree.map(lambda p: largest_magnitudes(p, self.ratio), params)
         )
 
 
@@ -145,9 +145,9 @@ class L2SP(AbstractStrategy):
 def importance_rank(z: jax.Array) -> jax.Array:
     """SPIDER's within-tensor rank ``sigmoid((|z| - mean|z|) / std|z|)`` (std with N - 1).
 
-    Where the reference divides 0 by 0 (a one-entry tensor, or all ``|z|`` equal) it yields
+    Where the SPIDER code divides 0 by 0 (a one-entry tensor, or all ``|z|`` equal) it yields
     NaN and so freezes that tensor; here the standardised value is 0 there (rank 1/2). An
-    all-zero tensor has rank 0, as in the reference.
+    all-zero tensor has rank 0, as in the SPIDER code.
     """
     a = jnp.abs(z)
     if z.size < 2:
@@ -185,7 +185,7 @@ class Spider(AbstractStrategy):
     step; the others move with weight ``c`` in (0, 1]. This is the authors' code's rule
     (``Code/train/SPIDER.py``), as an Optax transformation whose state holds ``theta_0``,
     ``I_pre`` and ``G_t`` (3 extra copies of the parameters, saved and resumed with the
-    optimizer state). Differences: no gradient clipping before the sum (the reference sums
+    optimizer state). Differences: no gradient clipping before the sum (the SPIDER code sums
     the clipped gradients of its trainer), and the 0/0 case of :func:`importance_rank`.
     """
 
