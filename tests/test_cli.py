@@ -1,5 +1,6 @@
 """The command line: real commands in subprocesses, user errors as one line, killed runs resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from scifm import data, pdes
+from scifm.cli import main
 
 
 def scifm(*args, cwd=None):
@@ -79,6 +81,91 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, messag
     assert message in lines[0]
     assert r.stdout.strip() == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def _replace(f, name, array):
+    """Swap dataset ``name`` of the open file ``f`` for ``array``, keeping its attributes."""
+    attrs = dict(f[name].attrs)
+    del f[name]
+    f[name] = array
+    f[name].attrs.update(attrs)
+
+
+def _shrink_to_zero_samples(f):
+    for name in ("inputs", "outputs", "coefficients", "parameters"):
+        _replace(f, name, f[name][:0])
+
+
+def _other_layout(path):
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+
+
+def _reference_tensor_width(path):
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        f["fields"], f["tensor"] = np.zeros((4, 2, 16, 16), "f4"), np.ones((4, 4), "f4")
+
+
+# a generated 4-sample 16x16 Poisson file, then broken in one way
+BROKEN = {
+    "no-coefficients": (
+        lambda f: f.__delitem__("coefficients"),
+        "the scifm layout needs a dataset 'coefficients', which the file lacks",
+    ),
+    "coefficient-rows": (
+        lambda f: _replace(f, "coefficients", f["coefficients"][:3]),
+        "coefficients has 3 rows for 4 samples; the scifm layout needs one row per sample, (4, 6)",
+    ),
+    "outputs-count": (
+        lambda f: _replace(f, "outputs", np.zeros((5, 1, 16, 16), "f4")),
+        "outputs has shape (5, 1, 16, 16) but inputs (4, 1, 16, 16)",
+    ),
+    "3-d-fields": (
+        lambda f: (
+            _replace(f, "inputs", f["inputs"][:, 0]),
+            _replace(f, "outputs", f["outputs"][:, 0]),
+        ),
+        "inputs has shape (4, 16, 16); the scifm layout needs (N, 1, H, W)",
+    ),
+    "zero-samples": (_shrink_to_zero_samples, "holds no samples"),
+}
+
+
+@pytest.mark.parametrize("case", [*BROKEN, "other-layout", "reference-tensor-width"])
+def test_inspect_reports_a_malformed_file_in_one_line(tmp_path, capsys, case):
+    path = data.generate(pdes.Poisson(), 4, 16, 0, tmp_path / "bad.h5")
+    if case == "other-layout":
+        _other_layout(path)
+        message = "matches no known dataset layout: it holds ['x']; known layouts are scifm: "
+    elif case == "reference-tensor-width":
+        _reference_tensor_width(path)
+        message = "tensor has 4 columns, which names no system"
+    else:
+        breaks, message = BROKEN[case]
+        with h5py.File(path, "r+") as f:
+            breaks(f)
+    before = sorted(tmp_path.iterdir())
+    assert main(["inspect", str(path), "--json", str(tmp_path / "s.json")]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"scifm: error: {path}"), err
+    assert message in lines[0]
+    assert out == ""
+    assert sorted(tmp_path.iterdir()) == before  # no picture, no JSON
+
+
+def test_inspect_shows_a_non_square_grid_as_h_by_w(tmp_path, capsys):
+    path = data.generate(pdes.Poisson(), 4, 32, 0, tmp_path / "wide.h5")
+    with h5py.File(path, "r+") as f:
+        for name in ("inputs", "outputs"):
+            _replace(f, name, f[name][..., :16])
+    assert main(["inspect", str(path), "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "32x16" in out and "16x16" not in out and "32x32" not in out
+    assert json.loads((tmp_path / "s.json").read_text())["grid"] == [32, 16]
+    assert (tmp_path / "wide.png").exists()
 
 
 def test_existing_output_needs_overwrite(tmp_path):
@@ -165,8 +252,6 @@ def test_bench_data_writes_json(tmp_path):
         "bench", "data", "--n", "64", "--resolution", "32", "--memory-n", "32,64", "--out", str(out)
     )
     assert r.returncode == 0, r.stderr
-    import json
-
     rows = json.loads(out.read_text())["rows"]
     assert [row["system"] for row in rows] == ["poisson", "advdiff", "helmholtz"]
     assert all(row["samples_per_s"] > 0 and row["peak_rss_mib_n64"] > 0 for row in rows)

@@ -26,7 +26,7 @@ def world(tmp_path_factory):
     path = data.generate(pdes.Poisson(), 8, 16, 0, root / "d.h5")
     fields = data.FieldSet.load(path)
     net = models.FNO(7, 1, 4, 2, key=jax.random.key(0))
-    model = models.OperatorModel(data.Normalizer.fit(fields), net)
+    model = models.OperatorModel(models.Normalizer.fit(fields), net)
     train.fit(model, fields, fields, root / "run", epochs=1, batch_size=4, metadata={"model": {}})
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("mine")

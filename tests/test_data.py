@@ -3,10 +3,12 @@
 import os
 
 import h5py
+import jax
 import numpy as np
 import pytest
 
 from scifm import data, pdes
+from scifm.models import FNO, Normalizer, OperatorModel
 
 
 def _contents(path):
@@ -175,7 +177,7 @@ def test_reads_the_reference_layout(tmp_path, system, p, to_ours):
     other = rng.uniform(size=(5, 1)) if system == "advdiff" else None
     _write_reference(tmp_path / "ref.h5", fields, tensor, other)
     with data.open(tmp_path / "ref.h5") as ds:
-        assert ds.layout == "reference" and ds.system == system and len(ds) == 5
+        assert ds.layout is data.Layout.REFERENCE and ds.system == system and len(ds) == 5
         assert ds.inputs.shape == (5, 1, 16, 16)
         np.testing.assert_array_equal(ds.inputs[1:3], fields[1:3, :1].astype("f4"))
         np.testing.assert_array_equal(ds.outputs[4], fields[4, 1:2].astype("f4"))
@@ -192,7 +194,7 @@ def test_open_errors(tmp_path):
         data.open(tmp_path / "junk.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["x"] = np.zeros(3)
-    with pytest.raises(ValueError, match="neither the scifm layout"):
+    with pytest.raises(ValueError, match="matches no known dataset layout"):
         data.open(tmp_path / "other.h5")
     path = data.generate(pdes.Poisson(), 2, 16, 0, tmp_path / "p.h5")
     with pytest.raises(ValueError, match="not 'helmholtz'"):
@@ -214,5 +216,224 @@ def test_summary_and_picture(tmp_path):
         info = data.summary(ds)
         png = data.plot_samples(ds, tmp_path / "h.png", 2)
     assert info["n"] == 3 and info["system"] == "helmholtz"
+    assert info["layout"] == "scifm" and info["grid"] == [16, 16]
     assert 1 <= info["coefficients"]["omega"]["min"] <= info["coefficients"]["omega"]["max"] <= 10
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# Malformed files: each is refused when opened, in one line naming the file, what is wrong and
+# what the layout expects, and opening it writes nothing.
+
+SCIFM_DATASETS = "inputs (N, 1, H, W), outputs (N, 1, H, W), coefficients (N, 6), parameters (N, Q)"
+REFERENCE_DATASETS = (
+    "fields (N, 2, H, W), tensor (N, P) with P one of 3 (poisson), 5 (advdiff), 2 (helmholtz), "
+    "optional other (N,)"
+)
+
+
+def _write_scifm(path, n=4, grid=(16, 16), attrs=None, **replace):
+    """A complete scifm file written by hand; ``replace`` swaps a dataset (None drops it),
+    ``attrs`` sets file attributes (None deletes one)."""
+    rng = np.random.default_rng(0)
+    datasets = {
+        "inputs": rng.normal(size=(n, 1, *grid)),
+        "outputs": rng.normal(size=(n, 1, *grid)),
+        "coefficients": rng.uniform(0.01, 0.1, size=(n, 6)),
+        "parameters": rng.uniform(size=(n, 2)),
+    } | replace
+    with h5py.File(path, "w") as f:
+        for name, array in datasets.items():
+            if array is not None:
+                f[name] = np.asarray(array, "f4")
+        if "coefficients" in f:
+            f["coefficients"].attrs["names"] = list(pdes.COEFFICIENT_NAMES)
+        if "parameters" in f:
+            f["parameters"].attrs["names"] = [f"q{j}" for j in range(f["parameters"].shape[-1])]
+        f.attrs.update(
+            format=data.FORMAT, format_version=data.FORMAT_VERSION, system="poisson", complete=True
+        )
+        for name, value in (attrs or {}).items():
+            if value is None:
+                del f.attrs[name]
+            else:
+                f.attrs[name] = value
+    return path
+
+
+def _write_other(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for name, array in datasets.items():
+            f[name] = array
+
+
+def _field(*shape):
+    return np.zeros(shape)
+
+
+MALFORMED = {
+    "scifm-without-coefficients": (
+        lambda p: _write_scifm(p, coefficients=None),
+        "{p}: the scifm layout needs a dataset 'coefficients', which the file lacks (it holds "
+        f"['inputs', 'outputs', 'parameters']); expected {SCIFM_DATASETS}",
+    ),
+    "outputs-of-another-sample-count": (
+        lambda p: _write_scifm(p, outputs=_field(5, 1, 16, 16)),
+        "{p}: outputs has shape (5, 1, 16, 16) but inputs (4, 1, 16, 16); the scifm layout "
+        "needs both (N, 1, H, W) with the same N, H and W",
+    ),
+    "outputs-on-another-grid": (
+        lambda p: _write_scifm(p, outputs=_field(4, 1, 16, 8)),
+        "{p}: outputs has shape (4, 1, 16, 8) but inputs (4, 1, 16, 16); the scifm layout "
+        "needs both (N, 1, H, W) with the same N, H and W",
+    ),
+    "3-d-fields": (
+        lambda p: _write_scifm(p, inputs=_field(4, 16, 16), outputs=_field(4, 16, 16)),
+        "{p}: inputs has shape (4, 16, 16); the scifm layout needs (N, 1, H, W): one source "
+        "field per sample on an H x W grid",
+    ),
+    "two-channel-fields": (
+        lambda p: _write_scifm(p, inputs=_field(4, 2, 16, 16), outputs=_field(4, 2, 16, 16)),
+        "{p}: inputs has shape (4, 2, 16, 16); the scifm layout needs (N, 1, H, W): one source "
+        "field per sample on an H x W grid",
+    ),
+    "fewer-coefficient-rows": (
+        lambda p: _write_scifm(p, coefficients=np.ones((3, 6))),
+        "{p}: coefficients has 3 rows for 4 samples; the scifm layout needs one row per sample, "
+        "(4, 6): k11, k22, k12, vx, vy, omega",
+    ),
+    "more-coefficient-rows": (
+        lambda p: _write_scifm(p, coefficients=np.ones((5, 6))),
+        "{p}: coefficients has 5 rows for 4 samples; the scifm layout needs one row per sample, "
+        "(4, 6): k11, k22, k12, vx, vy, omega",
+    ),
+    "five-coefficient-columns": (
+        lambda p: _write_scifm(p, coefficients=np.ones((4, 5))),
+        "{p}: coefficients has 5 columns; the scifm layout needs (4, 6): k11, k22, k12, vx, vy, "
+        "omega",
+    ),
+    "fewer-parameter-rows": (
+        lambda p: _write_scifm(p, parameters=np.ones((2, 2))),
+        "{p}: parameters has 2 rows for 4 samples; the scifm layout needs one row per sample, "
+        "(4, Q): the physics parameters of each sample",
+    ),
+    "not-written-by-scifm": (
+        lambda p: _write_scifm(p, attrs={"format": None}),
+        "{p} is not a scifm dataset: attribute format is None, expected 'scifm-pde' (as scifm "
+        "generate writes)",
+    ),
+    "newer-format-version": (
+        lambda p: _write_scifm(p, attrs={"format_version": 2}),
+        "{p}: format version 2; this scifm reads version 1",
+    ),
+    "incomplete": (
+        lambda p: _write_scifm(p, attrs={"complete": False, "n_written": 2}),
+        "{p} is not a complete scifm dataset (2 of 4 samples written); rerun the scifm generate "
+        "command that wrote it to finish it",
+    ),
+    "zero-samples": (
+        lambda p: _write_scifm(p, n=0),
+        "{p} holds no samples (inputs has shape (0, 1, 16, 16)); a dataset needs N >= 1",
+    ),
+    "no-known-layout": (
+        lambda p: _write_other(p, x=np.zeros(3), solution=np.zeros((4, 16, 16))),
+        "{p} matches no known dataset layout: it holds ['solution', 'x']; known layouts are "
+        f"scifm: {SCIFM_DATASETS}; reference: {REFERENCE_DATASETS}",
+    ),
+    "reference-tensor-rows": (
+        lambda p: _write_reference(p, np.zeros((5, 2, 16, 16)), np.ones((3, 3))),
+        "{p}: tensor has 3 rows for 5 samples; the reference layout needs one row per sample, "
+        "(5, P): P one of 3 (poisson), 5 (advdiff), 2 (helmholtz)",
+    ),
+    "reference-tensor-width": (
+        lambda p: _write_reference(p, np.zeros((5, 2, 16, 16)), np.ones((5, 4))),
+        "{p}: tensor has 4 columns, which names no system; the reference layout knows "
+        "P = 3 (poisson), 5 (advdiff), 2 (helmholtz)",
+    ),
+    "reference-3-d-fields": (
+        lambda p: _write_reference(p, np.zeros((5, 16, 16)), np.ones((5, 3))),
+        "{p}: fields has shape (5, 16, 16); the reference layout needs (N, 2, H, W): the source "
+        "f and the solution u of each sample on an H x W grid",
+    ),
+    "reference-zero-samples": (
+        lambda p: _write_reference(p, np.zeros((0, 2, 16, 16)), np.ones((0, 3))),
+        "{p} holds no samples (fields has shape (0, 2, 16, 16)); a dataset needs N >= 1",
+    ),
+    "reference-other-rows": (
+        lambda p: _write_reference(p, np.zeros((5, 2, 16, 16)), np.ones((5, 5)), np.ones((4, 1))),
+        "{p}: other has shape (4, 1); the reference layout needs (5,) or (5, 1): the advection "
+        "ratio psi of each sample",
+    ),
+}
+
+
+def _snapshot(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_file_is_refused_when_opened_in_one_line(tmp_path, case):
+    write, message = MALFORMED[case]
+    path = tmp_path / "bad.h5"
+    write(path)
+    before = _snapshot(tmp_path)
+    for load in (data.open, data.FieldSet.load):
+        with pytest.raises(ValueError) as refused:
+            load(path)
+        assert str(refused.value) == message.format(p=path)
+    assert _snapshot(tmp_path) == before  # nothing written, nothing changed
+    h5py.File(path, "r+").close()  # and the refusal closed the file
+
+
+def test_a_valid_hand_written_file_opens(tmp_path):
+    """The files the malformed cases start from are valid: each case breaks one thing."""
+    path = _write_scifm(tmp_path / "ok.h5")
+    with data.open(path) as ds:
+        assert ds.layout is data.Layout.SCIFM and len(ds) == 4 and ds.resolution == 16
+        assert ds.parameter_names == ("q0", "q1")
+    assert len(data.FieldSet.load(path)) == 4
+    with pytest.raises(ValueError, match=r"holds 4 samples; cannot take 5 \(between 1 and 4\)"):
+        data.FieldSet.load(path, limit=5)
+
+
+def test_non_square_grid_is_h_by_w_and_an_operator_maps_it(tmp_path):
+    path = _write_scifm(tmp_path / "wide.h5", grid=(32, 16))
+    with data.open(path) as ds:
+        assert ds.grid == (32, 16) and data.summary(ds)["grid"] == [32, 16]
+        assert "grid=32x16" in repr(ds)
+        with pytest.raises(ValueError, match="the grid is 32x16, not square"):
+            ds.resolution  # noqa: B018
+    fields = data.FieldSet.load(path)
+    assert fields.grid == (32, 16)
+    with pytest.raises(ValueError, match="the grid is 32x16, not square"):
+        fields.resolution  # noqa: B018
+    f, c, u = fields.take(np.arange(2))
+    model = OperatorModel(Normalizer.fit(fields), FNO(7, 1, 4, 4, key=jax.random.key(0)))
+    assert jax.vmap(model)(f, c).shape == u.shape == (2, 1, 32, 16)
+
+
+def test_fieldset_refuses_arrays_that_do_not_fit_together():
+    f, c = np.zeros((4, 1, 8, 8)), np.zeros((4, 6))
+    with pytest.raises(ValueError, match=r"sources \(4, 1, 8, 8\) and solutions \(4, 1, 8, 4\)"):
+        data.FieldSet(f, c, np.zeros((4, 1, 8, 4)))
+    with pytest.raises(ValueError, match=r"coefficients \(4, 5\) for 4 samples"):
+        data.FieldSet(f, np.zeros((4, 5)), f)
+    with pytest.raises(ValueError, match="cannot mix fields on different grids: 8x4, 8x8"):
+        data.FieldSet.concatenate(
+            [data.FieldSet(f, c, f), data.FieldSet(f[..., :4], c, f[..., :4])]
+        )
+
+
+def test_lazy_and_in_memory_fields_agree(tmp_path):
+    tr = data.generate(pdes.Poisson(), 24, 16, 0, tmp_path / "train.h5")
+    eager, lazy = data.FieldSet.load(tr), data.FieldSet.load(tr, memory_budget=0)
+    index = np.array([17, 3, 20, 3])
+    for a, b in zip(eager.take(index), lazy.take(index), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert isinstance(eager.inputs, np.ndarray) and not isinstance(lazy.inputs, np.ndarray)
+
+
+def test_epoch_batches_shuffle_every_epoch():
+    first, second = data.epoch_batches(10, 4, 0, 1), data.epoch_batches(10, 4, 0, 2)
+    assert [len(b) for b in first] == [4, 4]
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    assert [len(b) for b in data.epoch_batches(3, 16, 0, 1)] == [3]

@@ -243,3 +243,41 @@ def test_cli_pinn_refuses_more_sampled_dimensions_than_d_and_writes_nothing(tmp_
     assert main(args) == 2
     assert "num_samples <= d" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_time_resumes_to_the_same_files(tmp_path):
+    """A real kill (SIGKILL, at a random moment after the first save) of `scifm pinn`, then
+    the same command again: the files equal those of an uninterrupted run."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["pinn", "--pde", "sine-gordon-2body", "--dim", "6", "--num-samples", "2",
+            "--steps", "400", "--width", "8", "--depth", "1", "--batch-size", "8",
+            "--n-test", "200", "--eval-every", "100", "--checkpoint-every", "5"]  # fmt: skip
+    cli = [sys.executable, "-m", "scifm.cli"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert subprocess.run([*cli, *args, "--out", str(whole)], capture_output=True).returncode == 0
+    proc = subprocess.Popen([*cli, *args, "--out", str(killed)], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "state.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "finished before the first save"
+        time.sleep(0.01)
+    time.sleep(random.Random().uniform(0.0, 0.5))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run([*cli, *args, "--out", str(killed)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def rows(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "time_s"} for line in lines]
+
+    assert rows(killed) == rows(whole)
+    assert (killed / "checkpoint.eqx").read_bytes() == (whole / "checkpoint.eqx").read_bytes()
+    result = lambda run: json.loads((run / "result.json").read_text())  # noqa: E731
+    assert result(killed)["rel_l2"] == result(whole)["rel_l2"]

@@ -58,7 +58,7 @@ def _files(run) -> dict:
 
 def _tiny_model(coefficients=6):
     net = models.FNO(1 + coefficients, 1, 4, 2, key=jax.random.key(0))
-    return models.OperatorModel(data.Normalizer(1.0, np.ones(coefficients)), net)
+    return models.OperatorModel(models.Normalizer(1.0, np.ones(coefficients)), net)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,14 @@ import numpy as np
 import optax
 import pytest
 
-from scifm import data, models, train
-from scifm.train._fit import make_optimizer, make_train_step
-from scifm.train._strategies import importance_rank, largest_half, spider_weights
+from scifm import models, train
+from scifm.train import make_optimizer, make_train_step
+from scifm.train._strategies import importance_rank, largest_magnitudes, spider_weights
 
 
 def _model():
     net = models.FNO(7, 1, 8, 2, key=jax.random.key(0))
-    return models.OperatorModel(data.Normalizer(1.0, np.ones(6)), net)
+    return models.OperatorModel(models.Normalizer(1.0, np.ones(6)), net)
 
 
 def _batch(seed=0):
@@ -54,17 +54,17 @@ def test_last_trains_only_the_projection():
 
 
 def test_magnitude_mask_holds_the_largest_half_fixed():
-    assert largest_half(jnp.array([3.0, -1.0, 2.0, -4.0])).tolist() == [True, False, False, True]
-    assert largest_half(jnp.array([[1.0, 1.0], [1.0, 1.0]])).tolist() == [
+    assert largest_magnitudes(jnp.array([3.0, -1.0, 2.0, -4.0])).tolist() == [True, False, False, True]
+    assert largest_magnitudes(jnp.array([[1.0, 1.0], [1.0, 1.0]])).tolist() == [
         [True, True],
         [False, False],
     ]
-    assert largest_half(jnp.array([5.0])).tolist() == [False]  # int(0.5 * 1) = 0 entries
+    assert largest_magnitudes(jnp.array([5.0])).tolist() == [False]  # int(0.5 * 1) = 0 entries
     before, after, _ = _train(train.get_strategy("magnitude"))
     moved = 0
     for (path, a), (_, b) in zip(_leaves(before), _leaves(after), strict=True):
         a, b = np.asarray(a), np.asarray(b)
-        frozen = np.asarray(largest_half(jnp.asarray(a)))
+        frozen = np.asarray(largest_magnitudes(jnp.asarray(a)))
         np.testing.assert_array_equal(a[frozen], b[frozen], err_msg=jax.tree_util.keystr(path))
         moved += np.sum(a[~frozen] != b[~frozen])
     total = sum(np.asarray(a).size for _, a in _leaves(before))

@@ -157,7 +157,7 @@ def test_init_from_another_run_and_mismatches(poisson, tmp_path):
 
 def _tiny_model(coefficients=6):
     net = models.FNO(1 + coefficients, 1, 8, 2, key=jax.random.key(0))
-    norm = data.Normalizer(1.0, np.ones(coefficients))
+    norm = models.Normalizer(1.0, np.ones(coefficients))
     return models.OperatorModel(norm, net)
 
 
@@ -213,36 +213,6 @@ def test_nan_in_data_is_refused(tmp_path):
         f["inputs"][2, 0, 3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or Inf"):
         data.FieldSet.load(path)
-
-
-def test_lazy_and_in_memory_fields_agree(poisson):
-    tr, _ = poisson
-    eager, lazy = data.FieldSet.load(tr), data.FieldSet.load(tr, memory_budget=0)
-    index = np.array([17, 3, 200, 3])
-    for a, b in zip(eager.take(index), lazy.take(index), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert isinstance(eager.inputs, np.ndarray) and not isinstance(lazy.inputs, np.ndarray)
-
-
-def test_epoch_batches_shuffle_every_epoch():
-    first, second = data.epoch_batches(10, 4, 0, 1), data.epoch_batches(10, 4, 0, 2)
-    assert [len(b) for b in first] == [4, 4]
-    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
-    assert [len(b) for b in data.epoch_batches(3, 16, 0, 1)] == [3]
-
-
-def test_normalizer_encodes_the_scaling_symmetry():
-    """(a f, a c) has the solution of (f, c): the normalised inputs must be identical."""
-    norm = data.Normalizer(
-        jax.numpy.asarray(0.2), jax.numpy.asarray([0.01, 0.01, 0.005, 1.0, 1.0, 1.0])
-    )
-    rng = np.random.default_rng(0)
-    f, c = rng.normal(size=(1, 8, 8)), rng.uniform(size=6)
-    np.testing.assert_allclose(norm(f, c), norm(7.5 * f, 7.5 * c), rtol=1e-6)
-    x = np.asarray(norm(f, c))
-    s = np.sqrt(np.mean(f**2)) / 0.2
-    np.testing.assert_allclose(x[0], f[0] / s, rtol=1e-6)
-    np.testing.assert_allclose(x[3, 0, 0], c[2] / (s * 0.005), rtol=1e-6)
 
 
 def test_losses():

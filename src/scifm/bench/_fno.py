@@ -9,8 +9,7 @@ import jax
 import numpy as np
 
 from scifm.bench._data import machine
-from scifm.data import Normalizer
-from scifm.models import PRESETS, OperatorModel, get_preset
+from scifm.models import PRESETS, Normalizer, OperatorModel, get_preset
 from scifm.train import STRATEGIES, get_loss, get_strategy, make_optimizer, make_train_step
 
 # The reference PyTorch FNO (Adam, 2-core CPU of this project), Subramanian et al.'s code.

@@ -86,7 +86,11 @@ def inspect(
     samples: int = typer.Option(4, "--samples", help="Samples to draw."),
     json_out: str = typer.Option(None, "--json", help="Also write the summary as JSON here."),
 ):
-    """Print a summary of a dataset and write a PNG of a few samples (source, solution, coefficients)."""
+    """Check a dataset, print a summary and write a PNG of a few samples.
+
+    A malformed file (a dataset missing or of the wrong shape, sample counts that differ, no
+    known layout) is reported in one line, exit status 2, and nothing is written.
+    """
     import json
     from pathlib import Path
 
@@ -107,7 +111,8 @@ def _print_summary(info: dict) -> None:
 
     console = Console()
     console.print(
-        f"[bold]{info['path']}[/]  {info['system']}  n={info['n']}  {info['resolution']}x{info['resolution']}  layout={info['layout']}"
+        f"[bold]{info['path']}[/]  {info['system']}  n={info['n']}  "
+        f"{'x'.join(str(k) for k in info['grid'])}  layout={info['layout']}"
     )
     if info.get("equation"):
         console.print(f"equation: {info['equation']}", markup=False)

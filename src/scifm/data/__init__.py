@@ -1,19 +1,25 @@
 """Datasets: generation into HDF5 (chunked, atomic, resumable), lazy reading, training batches.
 
-``FieldSet``, ``Normalizer`` and ``epoch_batches`` (training side, JAX) load on first use, so
-generating and inspecting data does not start the JAX runtime.
+NumPy and h5py only: generating and inspecting data does not start the JAX runtime.
 """
 
-from scifm.data._inspect import plot_samples, summary
-from scifm.data._reader import PDEDataset, model_inputs, open  # noqa: A004
-from scifm.data._schema import FORMAT, FORMAT_VERSION
-from scifm.data._writer import generate
+from scifm.data._batches import FieldSet as FieldSet
+from scifm.data._batches import epoch_batches as epoch_batches
+from scifm.data._inspect import plot_samples as plot_samples
+from scifm.data._inspect import summary as summary
+from scifm.data._reader import PDEDataset as PDEDataset
+from scifm.data._reader import model_inputs as model_inputs
+from scifm.data._reader import open as open  # noqa: A004
+from scifm.data._schema import FORMAT as FORMAT
+from scifm.data._schema import FORMAT_VERSION as FORMAT_VERSION
+from scifm.data._schema import Layout as Layout
+from scifm.data._writer import generate as generate
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "FieldSet",
-    "Normalizer",
+    "Layout",
     "PDEDataset",
     "epoch_batches",
     "generate",
@@ -22,14 +28,3 @@ __all__ = [
     "plot_samples",
     "summary",
 ]
-
-
-_TRAINING = ("FieldSet", "Normalizer", "epoch_batches")
-
-
-def __getattr__(name: str):
-    if name in _TRAINING:
-        from scifm.data import _batches
-
-        return getattr(_batches, name)
-    raise AttributeError(f"module 'scifm.data' has no attribute {name!r}")

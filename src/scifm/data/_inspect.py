@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from scifm._io import figure, save_figure
-from scifm.data._reader import PDEDataset
+from scifm.data._reader import PDEDataset, grid_text
 from scifm.pdes import COEFFICIENT_NAMES
 
 
 def summary(data: PDEDataset, max_samples: int = 256) -> dict:
     """A JSON-able summary: layout, system, sizes, ranges, column and field statistics.
 
-    Field statistics are over the first ``max_samples`` samples (datasets may not fit in memory).
+    ``grid`` is ``[H, W]`` (grids need not be square). Field statistics are over the first
+    ``max_samples`` samples (datasets may not fit in memory).
     """
     m = min(len(data), max_samples)
     f, u = data.inputs[:m], data.outputs[:m]
@@ -30,10 +31,10 @@ def summary(data: PDEDataset, max_samples: int = 256) -> dict:
 
     return {
         "path": str(data.path),
-        "layout": data.layout,
+        "layout": data.layout.value,
         "system": data.system,
         "n": len(data),
-        "resolution": data.resolution,
+        "grid": list(data.grid),
         "equation": data.attrs.get("equation"),
         "ranges": data.ranges(),
         "seed": data.attrs.get("seed"),
@@ -81,7 +82,8 @@ def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> P
             va="top",
         )
     fig.suptitle(
-        f"{data.system or 'unknown system'}: {data.path.name} ({len(data)} samples, {data.resolution}x{data.resolution})",
+        f"{data.system or 'unknown system'}: {data.path.name} ({len(data)} samples, "
+        f"{grid_text(data.grid)})",
         fontsize=10,
     )
     fig.tight_layout()

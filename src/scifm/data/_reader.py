@@ -1,4 +1,10 @@
-"""Lazy reading of scifm datasets and of the reference code's layout."""
+"""Lazy reading of scifm datasets and of the reference code's layout, checked when opened.
+
+A file is checked against its layout (``scifm.data._schema``) before anything reads it: the
+datasets must be there with the shapes the layout gives, every one with the same sample count
+``N >= 1``. A malformed file is refused with one ``ValueError`` line naming the file, what is
+wrong and what was expected, instead of a shape error deep inside training.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from scifm.data._schema import FORMAT
+from scifm.data._schema import FORMAT, FORMAT_VERSION, REFERENCE_TENSOR_WIDTHS, Layout
 from scifm.pdes import COEFFICIENT_NAMES
 
 # The reference code (neuraloperators-TL-scaling) stores `tensor` (N, P) with P by system:
 # Poisson (k11, k22, k12); advection-diffusion (k11, k22, k12, vx, vy); Helmholtz (kappa, omega).
-_REFERENCE_TENSOR = {
-    3: ("poisson", lambda t: np.c_[t, np.zeros((len(t), 3))]),
-    5: ("advdiff", lambda t: np.c_[t, np.zeros((len(t), 1))]),
-    2: ("helmholtz", lambda t: np.c_[t[:, :1], t[:, :1], np.zeros((len(t), 3)), t[:, 1:]]),
+_REFERENCE_TO_COEFFICIENTS = {
+    "poisson": lambda t: np.c_[t, np.zeros((len(t), 3))],
+    "advdiff": lambda t: np.c_[t, np.zeros((len(t), 1))],
+    "helmholtz": lambda t: np.c_[t[:, :1], t[:, :1], np.zeros((len(t), 3)), t[:, 1:]],
 }
 
 
@@ -30,6 +36,79 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()]
     return value
+
+
+def _layout(path: Path, f: h5py.File) -> Layout:
+    """The layout ``f`` claims by its datasets; a file that claims none is refused."""
+    keys = set(f.keys())
+    if keys & {"inputs", "outputs"}:
+        return Layout.SCIFM
+    if keys & {"fields", "tensor"}:
+        return Layout.REFERENCE
+    known = "; ".join(f"{layout.value}: {layout.datasets}" for layout in Layout)
+    raise ValueError(
+        f"{path} matches no known dataset layout: it holds {sorted(keys) or 'nothing'}; "
+        f"known layouts are {known}"
+    )
+
+
+def _dataset(path: Path, f: h5py.File, layout: Layout, name: str) -> h5py.Dataset:
+    """``f[name]``, a dataset of real numbers; else a ValueError naming what the layout needs."""
+    if name not in f:
+        raise ValueError(
+            f"{path}: the {layout.value} layout needs a dataset {name!r}, which the file lacks "
+            f"(it holds {sorted(f.keys())}); expected {layout.datasets}"
+        )
+    d = f[name]
+    if not isinstance(d, h5py.Dataset):
+        raise ValueError(f"{path}: {name!r} is a group, not a dataset; expected {layout.datasets}")
+    if d.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: {name} holds {d.dtype}, not real numbers (expected float32)")
+    return d
+
+
+def _check_fields(path: Path, layout: Layout, d: h5py.Dataset, channels: int, what: str) -> None:
+    """``d`` is (N, channels, H, W) with N, H, W >= 1."""
+    name = d.name.lstrip("/")
+    expected = f"(N, {channels}, H, W): {what} on an H x W grid"
+    if d.ndim != 4 or d.shape[1] != channels:
+        raise ValueError(
+            f"{path}: {name} has shape {d.shape}; the {layout.value} layout needs {expected}"
+        )
+    if d.shape[0] == 0:
+        raise ValueError(
+            f"{path} holds no samples ({name} has shape {d.shape}); a dataset needs N >= 1"
+        )
+    if 0 in d.shape[2:]:
+        raise ValueError(f"{path}: {name} has an empty grid, shape {d.shape}; expected {expected}")
+
+
+def _check_rows(
+    path: Path, layout: Layout, d: h5py.Dataset, n: int, columns: int | str, what: str
+) -> None:
+    """``d`` is a table of ``n`` rows and ``columns`` columns (any count if a symbol, "Q")."""
+    name = d.name.lstrip("/")
+    expected = f"({n}, {columns}): {what}"
+    if d.ndim != 2:
+        raise ValueError(
+            f"{path}: {name} has shape {d.shape}; the {layout.value} layout needs {expected}"
+        )
+    if d.shape[0] != n:
+        raise ValueError(
+            f"{path}: {name} has {d.shape[0]} rows for {n} samples; the {layout.value} layout "
+            f"needs one row per sample, {expected}"
+        )
+    if isinstance(columns, int) and d.shape[1] != columns:
+        raise ValueError(
+            f"{path}: {name} has {d.shape[1]} columns; the {layout.value} layout needs {expected}"
+        )
+
+
+def _names(path: Path, d: h5py.Dataset) -> list[str]:
+    name = d.name.lstrip("/")
+    if "names" not in d.attrs:
+        raise ValueError(f"{path}: {name} has no attribute 'names' (its column names)")
+    return [str(_plain(x)) for x in np.atleast_1d(d.attrs["names"])]
 
 
 class _Channels:
@@ -56,12 +135,16 @@ class PDEDataset:
     """An open dataset: ``inputs`` and ``outputs`` are read lazily (index them to load samples).
 
     Attributes:
-        inputs, outputs: (N, C, H, W) arrays read on indexing (h5py datasets or channel views).
+        inputs, outputs: (N, 1, H, W) arrays read on indexing (h5py datasets or channel views).
         coefficients: (N, 6) float array, columns ``COEFFICIENT_NAMES`` (loaded; it is small).
         parameters: (N, Q) float array of the system's physics parameters, ``parameter_names``.
         system: system name (``"poisson"``, ``"advdiff"``, ``"helmholtz"``) or None if unknown.
         attrs: file attributes as a dict.
-        layout: ``"scifm"`` or ``"reference"``.
+        layout: :class:`Layout` ``SCIFM`` or ``REFERENCE``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not HDF5, no known layout, or a malformed file of one (see ``open``).
     """
 
     def __init__(self, path: str | os.PathLike, system: str | None = None):
@@ -72,69 +155,113 @@ class PDEDataset:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
             raise ValueError(f"{self.path} is not a readable HDF5 file ({e})") from None
-        f = self._file
-        self.attrs = {k: _plain(v) for k, v in f.attrs.items()}
-        if "inputs" in f and "outputs" in f:
-            self._open_scifm(f)
-        elif "fields" in f and "tensor" in f:
-            self._open_reference(f, system)
-        else:
-            keys = sorted(f.keys())
+        try:
+            f = self._file
+            self.attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            self.layout = _layout(self.path, f)
+            if self.layout is Layout.SCIFM:
+                self._open_scifm(f)
+            else:
+                self._open_reference(f)
+            if system is not None and self.system not in (None, system):
+                raise ValueError(f"{self.path} holds system {self.system!r}, not {system!r}")
+        except BaseException:
             self.close()
-            raise ValueError(
-                f"{self.path}: neither the scifm layout (inputs, outputs, coefficients) nor the "
-                f"reference layout (fields, tensor); it holds {keys}"
-            )
-        if system is not None and self.system not in (None, system):
-            self.close()
-            raise ValueError(f"{self.path} holds system {self.system!r}, not {system!r}")
+            raise
 
     def _open_scifm(self, f: h5py.File) -> None:
-        if f.attrs.get("format") != FORMAT or not f.attrs.get("complete", False):
-            self.close()
-            raise ValueError(f"{self.path} is not a complete scifm dataset")
-        self.layout = "scifm"
-        self.system = self.attrs.get("system")
-        self.inputs, self.outputs = f["inputs"], f["outputs"]
-        names = [str(x) for x in f["coefficients"].attrs["names"]]
+        path, layout = self.path, Layout.SCIFM
+        inputs, outputs, coefficients, parameters = (
+            _dataset(path, f, layout, name)
+            for name in ("inputs", "outputs", "coefficients", "parameters")
+        )
+        _check_fields(path, layout, inputs, 1, "one source field per sample")
+        if outputs.shape != inputs.shape:
+            raise ValueError(
+                f"{path}: outputs has shape {outputs.shape} but inputs {inputs.shape}; the scifm "
+                f"layout needs both (N, 1, H, W) with the same N, H and W"
+            )
+        n = inputs.shape[0]
+        _check_rows(
+            path, layout, coefficients, n, len(COEFFICIENT_NAMES), ", ".join(COEFFICIENT_NAMES)
+        )
+        _check_rows(path, layout, parameters, n, "Q", "the physics parameters of each sample")
+        if self.attrs.get("format") != FORMAT:
+            raise ValueError(
+                f"{path} is not a scifm dataset: attribute format is "
+                f"{self.attrs.get('format')!r}, expected {FORMAT!r} (as scifm generate writes)"
+            )
+        if self.attrs.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: format version {self.attrs.get('format_version')!r}; this scifm reads "
+                f"version {FORMAT_VERSION}"
+            )
+        if not self.attrs.get("complete", False):
+            written = self.attrs.get("n_written", "?")
+            raise ValueError(
+                f"{path} is not a complete scifm dataset ({written} of {n} samples written); "
+                "rerun the scifm generate command that wrote it to finish it"
+            )
+        names = _names(path, coefficients)
         if tuple(names) != COEFFICIENT_NAMES:
-            self.close()
             raise ValueError(
-                f"{self.path}: coefficient columns {names}, expected {COEFFICIENT_NAMES}"
+                f"{path}: coefficient columns {names}, expected {list(COEFFICIENT_NAMES)}"
             )
-        self.coefficients = f["coefficients"][...].astype(np.float64)
-        self.parameters = f["parameters"][...].astype(np.float64)
-        self.parameter_names = tuple(str(x) for x in f["parameters"].attrs["names"])
+        parameter_names = _names(path, parameters)
+        if len(parameter_names) != parameters.shape[1]:
+            raise ValueError(
+                f"{path}: parameters has {parameters.shape[1]} columns but names "
+                f"{parameter_names}; expected one name per column"
+            )
+        self.system = self.attrs.get("system")
+        self.inputs, self.outputs = inputs, outputs
+        self.coefficients = coefficients[...].astype(np.float64)
+        self.parameters = parameters[...].astype(np.float64)
+        self.parameter_names = tuple(parameter_names)
 
-    def _open_reference(self, f: h5py.File, system: str | None) -> None:
-        fields, tensor = f["fields"], f["tensor"][...].astype(np.float64)
-        if fields.ndim != 4 or fields.shape[1] != 2 or tensor.ndim != 2:
-            self.close()
-            raise ValueError(
-                f"{self.path}: reference layout needs fields (N, 2, H, W) and tensor (N, P), "
-                f"got {fields.shape} and {tensor.shape}"
-            )
+    def _open_reference(self, f: h5py.File) -> None:
+        path, layout = self.path, Layout.REFERENCE
+        fields, tensor = _dataset(path, f, layout, "fields"), _dataset(path, f, layout, "tensor")
+        _check_fields(path, layout, fields, 2, "the source f and the solution u of each sample")
+        n = fields.shape[0]
+        widths = ", ".join(f"{p} ({name})" for p, name in REFERENCE_TENSOR_WIDTHS.items())
+        _check_rows(path, layout, tensor, n, "P", f"P one of {widths}")
         p = tensor.shape[1]
-        if p not in _REFERENCE_TENSOR:
-            self.close()
+        if p not in REFERENCE_TENSOR_WIDTHS:
             raise ValueError(
-                f"{self.path}: tensor has {p} columns; known: 3 (poisson), 5 (advdiff), 2 (helmholtz)"
+                f"{path}: tensor has {p} columns, which names no system; the reference layout "
+                f"knows P = {widths}"
             )
-        name, to_coefficients = _REFERENCE_TENSOR[p]
-        self.layout = "reference"
-        self.system = name
+        self.system = REFERENCE_TENSOR_WIDTHS[p]
         self.inputs, self.outputs = _Channels(fields, slice(0, 1)), _Channels(fields, slice(1, 2))
-        self.coefficients = to_coefficients(tensor)
+        self.coefficients = _REFERENCE_TO_COEFFICIENTS[self.system](tensor[...].astype(np.float64))
         if "other" in f:  # realised advection ratios
-            self.parameters = f["other"][...].astype(np.float64).reshape(len(tensor), -1)
+            other = _dataset(path, f, layout, "other")
+            if other.shape not in ((n,), (n, 1)):
+                raise ValueError(
+                    f"{path}: other has shape {other.shape}; the reference layout needs ({n},) "
+                    f"or ({n}, 1): the advection ratio psi of each sample"
+                )
+            self.parameters = other[...].astype(np.float64).reshape(n, 1)
             self.parameter_names = ("psi",)
         else:
-            self.parameters = np.zeros((len(tensor), 0))
+            self.parameters = np.zeros((n, 0))
             self.parameter_names = ()
 
     @property
+    def grid(self) -> tuple[int, int]:
+        """``(H, W)``: grid points along x (axis -2) and y (axis -1)."""
+        h, w = self.inputs.shape[-2:]
+        return int(h), int(w)
+
+    @property
     def resolution(self) -> int:
-        return int(self.inputs.shape[-1])
+        """Grid points per side of a square grid.
+
+        Raises:
+            ValueError: the grid is not square (``grid`` gives both sides).
+        """
+        return square_side(self.grid, self.path)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -154,7 +281,7 @@ class PDEDataset:
     def __repr__(self) -> str:
         return (
             f"PDEDataset({str(self.path)!r}, system={self.system!r}, n={len(self)}, "
-            f"resolution={self.resolution}, layout={self.layout!r})"
+            f"grid={grid_text(self.grid)}, layout={self.layout.value!r})"
         )
 
 
@@ -165,11 +292,34 @@ def open(path: str | os.PathLike, system: str | None = None) -> PDEDataset:  # n
         path: the HDF5 file.
         system: expected system; for reference files it is inferred from the tensor width.
 
+    Every dataset of the layout is checked before anything is read (``scifm.data._schema``):
+    fields (N, 1, H, W) in the scifm layout, (N, 2, H, W) in the reference one, N >= 1, one
+    table row per sample, 6 coefficient columns, a known reference tensor width. Grids need not
+    be square (``grid`` is ``(H, W)``).
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a complete dataset of a known layout, or not the expected system.
+        ValueError: not HDF5, not a complete dataset of a known layout, a dataset missing or of
+            the wrong shape, or not the expected system; one line naming the file, what is wrong
+            and what the layout expects.
     """
     return PDEDataset(path, system)
+
+
+def grid_text(grid: tuple[int, int]) -> str:
+    """``(H, W)`` as ``"HxW"``, the way summaries print a grid."""
+    return f"{grid[0]}x{grid[1]}"
+
+
+def square_side(grid: tuple[int, int], name: object) -> int:
+    """The side of a square ``grid``; ValueError naming ``name`` (a file) if it is not square."""
+    h, w = grid
+    if h != w:
+        raise ValueError(
+            f"{name}: the grid is {h}x{w}, not square; resolution (one side) is defined for "
+            "square grids only, use grid (H, W)"
+        )
+    return h
 
 
 def model_inputs(inputs: np.ndarray, coefficients: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""The HDF5 dataset layout (format version 1).
+"""The HDF5 dataset layouts scifm reads: its own (format version 1) and the reference code's.
 
-Datasets::
+The scifm layout (``Layout.SCIFM``), datasets::
 
     inputs        (N, 1, H, W) float32   the source f, exactly the f of the `equation` attribute
     outputs       (N, 1, H, W) float32   the solution u
@@ -10,10 +10,46 @@ Datasets::
 Attributes: format, format_version, system, equation, system_config (JSON), ranges (JSON),
 resolution, seed, n, scifm_version, created, complete. Files are written as ``NAME.partial`` and
 renamed when complete; a partial file records ``n_written`` so generation can resume.
+
+The reference layout (``Layout.REFERENCE``, the neuraloperators-TL-scaling code), datasets::
+
+    fields        (N, 2, H, W)           channel 0 the source f, channel 1 the solution u
+    tensor        (N, P)                 the system's coefficients; P names the system
+                                         (``REFERENCE_TENSOR_WIDTHS``)
+    other         (N,) or (N, 1)         optional: the realised advection ratio psi
+
+``N >= 1`` in both, and every dataset has the same ``N``. ``scifm.data.open`` refuses a file
+that breaks any of this, naming the file, the dataset and the shape it expected.
 """
 
 from __future__ import annotations
 
+import enum
+
+from scifm.pdes import COEFFICIENT_NAMES
+
 FORMAT = "scifm-pde"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
+
+# tensor width -> system; the columns are Poisson (k11, k22, k12), advection-diffusion
+# (k11, k22, k12, vx, vy), Helmholtz (kappa, omega)
+REFERENCE_TENSOR_WIDTHS = {3: "poisson", 5: "advdiff", 2: "helmholtz"}
+
+
+class Layout(enum.Enum):
+    """The dataset layout of an open file; ``.value`` is the name summaries print."""
+
+    SCIFM = "scifm"
+    REFERENCE = "reference"
+
+    @property
+    def datasets(self) -> str:
+        """What this layout holds, as error messages list it."""
+        if self is Layout.SCIFM:
+            return (
+                f"inputs (N, 1, H, W), outputs (N, 1, H, W), coefficients (N, "
+                f"{len(COEFFICIENT_NAMES)}), parameters (N, Q)"
+            )
+        widths = ", ".join(f"{p} ({name})" for p, name in REFERENCE_TENSOR_WIDTHS.items())
+        return f"fields (N, 2, H, W), tensor (N, P) with P one of {widths}, optional other (N,)"

@@ -1,10 +1,12 @@
-"""Models: Fourier neural operators (with size presets) and the PINN MLP."""
+"""Models: Fourier neural operators (with size presets and the input normaliser) and the PINN
+MLP."""
 
 from ._fno import FNO as FNO
 from ._fno import Pointwise as Pointwise
 from ._fno import SpectralConv2d as SpectralConv2d
 from ._fno import count_parameters as count_parameters
 from ._mlp import MLP as MLP
+from ._normalizer import Normalizer as Normalizer
 from ._operator import OperatorModel as OperatorModel
 from ._presets import PRESETS as PRESETS
 from ._presets import FNOPreset as FNOPreset
@@ -13,6 +15,7 @@ from ._presets import get_preset as get_preset
 __all__ = [
     "FNO",
     "MLP",
+    "Normalizer",
     "PRESETS",
     "FNOPreset",
     "OperatorModel",

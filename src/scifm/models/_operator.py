@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from scifm.data import Normalizer
+from scifm.models._normalizer import Normalizer
 
 
 class OperatorModel(eqx.Module):

@@ -15,8 +15,7 @@ from scifm import __version__
 from scifm._io import atomic_write_bytes, atomic_write_json
 from scifm._runs import MODEL as HYPER
 from scifm._runs import WEIGHTS
-from scifm.data import Normalizer
-from scifm.models import FNO, OperatorModel
+from scifm.models import FNO, Normalizer, OperatorModel
 
 
 def hyperparameters(model: OperatorModel, **extra: Any) -> dict:

@@ -6,8 +6,8 @@ import os
 
 import jax
 
-from scifm.data import FieldSet, Normalizer
-from scifm.models import OperatorModel, get_preset
+from scifm.data import FieldSet
+from scifm.models import Normalizer, OperatorModel, get_preset
 from scifm.train._checkpoint import check_compatible, load
 
 DEFAULT_PRESET = "fno-1m"
@@ -25,7 +25,7 @@ def start_model(
     With ``init`` (a run directory or checkpoint), its weights *and* normaliser: a fine-tuned
     model sees inputs scaled as in pre-training; only the scale of a coefficient that the
     pre-training data never had (e.g. velocity after Poisson + Helmholtz) is fitted on
-    ``train`` (:meth:`scifm.data.Normalizer.complete`). ``preset``, if also given, must match them.
+    ``train`` (:meth:`scifm.models.Normalizer.complete`). ``preset``, if also given, must match them.
     Without, the ``preset`` (default fno-1m) initialised from ``seed``, with a normaliser fitted
     to ``train``.
 
