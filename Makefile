@@ -35,11 +35,11 @@ format: $(STAMP)
 ## make bench: the benchmarks behind BENCHMARKS.md's targets (tens of minutes); JSON under benchmarks/results/
 ## (the full PINN table: scifm bench pinn --repeats 3 --timeout 300, about an hour on 2 cores)
 bench: $(STAMP)
-	$(BIN)/scifm bench data --out benchmarks/results/data.json
-	$(BIN)/scifm bench fno --out benchmarks/results/fno.json
-	$(BIN)/scifm bench finetune --model fno-1m --resolution 64 --out benchmarks/results/finetune.json
-	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd,sdgd-fwd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json
-	$(BIN)/scifm bench pinn --operators biharmonic --dims 10000,100000 --estimators stde --repeats 5 --timeout 300 --out benchmarks/results/pinn_biharmonic_targets.json
+	$(BIN)/scifm bench data --out benchmarks/results/data.json --overwrite
+	$(BIN)/scifm bench fno --out benchmarks/results/fno.json --overwrite
+	$(BIN)/scifm bench finetune --model fno-1m --resolution 64 --out benchmarks/results/finetune.json --overwrite
+	$(BIN)/scifm bench pinn --dims 1000,100000 --estimators stde,sdgd,sdgd-fwd --repeats 5 --timeout 300 --out benchmarks/results/pinn_targets.json --overwrite
+	$(BIN)/scifm bench pinn --operators biharmonic --dims 10000,100000 --estimators stde --repeats 5 --timeout 300 --out benchmarks/results/pinn_biharmonic_targets.json --overwrite
 
 clean:
 	rm -rf $(VENV) demo sweeps .pytest_cache

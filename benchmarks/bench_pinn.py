@@ -1,6 +1,6 @@
 """PINN estimator speed and memory against d: `python benchmarks/bench_pinn.py` = `scifm bench pinn`.
 
-Writes benchmarks/results/pinn.json; pass options through, e.g. `--dims 1000,100000`.
+Writes bench-pinn-<timestamp>.json in the current directory unless --out is given; pass options through, e.g. `--dims 1000,100000`.
 """
 
 import sys

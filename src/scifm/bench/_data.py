@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from scifm import data, pdes
+
+from . import _report as fmt
+from ._measure import check_count, check_counts, check_nonempty, machine
 
 _CHILD = """
 import sys, time
 from scifm import data, pdes
-from scifm.bench._data import peak_rss_mib
+from scifm.bench import peak_rss_mib
 system, n, resolution, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 start = time.perf_counter()
 data.generate(pdes.get_system(system), n, resolution, 0, out)
 print(time.perf_counter() - start, peak_rss_mib())
 """
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB.
-
-    Linux's ``VmHWM`` (the high-water mark of this process's own address space). Not
-    ``ru_maxrss``: after fork + exec that also keeps the parent's resident size at the fork,
-    so a small child of a large parent would report the parent's memory.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def _peak_memory(system: str, n: int, resolution: int, workdir: Path) -> tuple[float, float]:
@@ -57,27 +38,6 @@ def _peak_memory(system: str, n: int, resolution: int, workdir: Path) -> tuple[f
     return float(seconds), float(mib)
 
 
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(),
-        "processor": cpu,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
-
-
 def bench_data(
     resolution: int = 128,
     n: int = 4096,
@@ -90,13 +50,21 @@ def bench_data(
 
     Speed: ``n`` samples written by :func:`scifm.data.generate` after a warm-up of one chunk.
     Memory: peak resident set size of a fresh process generating ``memory_n`` samples each, to
-    show that it does not grow with ``n``.
+    show that it does not grow with ``n``. ``report(row)`` is called after each system.
+
+    Raises:
+        ValueError: ``n``, ``chunk_size`` or a ``memory_n`` not an integer >= 1, no
+            ``memory_n`` or ``systems``, an unknown system, or a resolution
+            :func:`scifm.data.generate` refuses (its warm-up is the first thing run).
     """
+    check_count("n", n)
+    check_count("chunk_size", chunk_size)
+    memory_n = check_counts("memory_n", memory_n)
+    objects = {name: pdes.get_system(name) for name in check_nonempty("systems", systems)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for name in systems:
-            system = pdes.get_system(name)
+        for name, system in objects.items():
             data.generate(system, chunk_size, resolution, 1, workdir / "warm.h5", overwrite=True)
             start = time.perf_counter()
             data.generate(system, n, resolution, 0, workdir / "speed.h5", chunk_size=chunk_size)
@@ -114,11 +82,30 @@ def bench_data(
                 row[f"peak_rss_mib_n{m}"] = mib
             rows.append(row)
             report(row)
-    return {"benchmark": "data", "machine": machine(), "chunk_size": chunk_size, "rows": rows}
+    return {
+        "benchmark": "data",
+        "machine": machine(),
+        "chunk_size": chunk_size,
+        "memory_n": list(memory_n),
+        "rows": rows,
+    }
 
 
-def write_json(result: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    return path
+_PEAK = "peak_rss_mib_n"
+
+
+def data_table(rows: list[dict]) -> fmt.Table:
+    """:func:`bench_data`'s rows as text: samples/s and peak MiB at each ``memory_n``."""
+    counts = [k.removeprefix(_PEAK) for k in (rows[0] if rows else {}) if k.startswith(_PEAK)]
+    columns = ("system", "resolution", "n", "samples/s", *(f"peak MiB (n={m})" for m in counts))
+    cells = [
+        (
+            r["system"],
+            str(r["resolution"]),
+            fmt.count(r["n"]),
+            fmt.rate(r["samples_per_s"], 0),
+            *(fmt.mib(r[f"{_PEAK}{m}"]) for m in counts),
+        )
+        for r in rows
+    ]
+    return fmt.Table(columns, cells)

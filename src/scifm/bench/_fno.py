@@ -1,4 +1,9 @@
-"""`scifm bench fno`: train-step time and memory of the FNO presets."""
+"""`scifm bench fno` and `scifm bench finetune`: train-step time and memory of the FNO presets.
+
+No ratio here compares against a time measured elsewhere (another day, machine or
+library): every ratio (``time_vs_full``, ``memory_vs_full``) is between two steps timed
+in the same run.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,20 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from scifm.bench._data import machine
 from scifm.models import PRESETS, Normalizer, OperatorModel, get_preset
 from scifm.train import STRATEGIES, get_loss, get_strategy, make_optimizer, make_train_step
 
-# The reference PyTorch FNO (Adam, 2-core CPU of this project), Subramanian et al.'s code.
-REFERENCE_SECONDS = {("fno-4m", 64, 16): 0.457, ("fno-67m", 128, 8): 4.40}
+from . import _report as fmt
+from ._measure import check_count, check_counts, check_nonempty, machine, xla_memory_bytes
+
 DEFAULT_BATCH = {64: 16, 128: 8}
 
 
-def _memory(compiled) -> float | None:
-    """Peak bytes of the compiled step from XLA's buffer assignment, in MiB (None if unknown)."""
-    try:
-        m = getattr(compiled, "compiled", compiled).memory_analysis()  # equinox wraps jax's object
-        total = (
-            m.argument_size_in_bytes
-            + m.output_size_in_bytes
-            + m.temp_size_in_bytes
-            - m.alias_size_in_bytes
-        )
-        return total / 2**20
-    except Exception:  # noqa: BLE001 - not every backend reports it
-        return None
+def _check_presets(presets) -> tuple[str, ...]:
+    presets = check_nonempty("presets", presets)
+    for name in presets:
+        get_preset(name)  # unknown names list the valid ones
+    return presets
 
 
 class _Stepper:
@@ -65,7 +62,8 @@ class _Stepper:
 
     def row(self) -> dict:
         median = float(np.median(self.times))
-        row = {
+        peak = xla_memory_bytes(self.compiled)
+        return {
             "preset": self.preset,
             "strategy": self.strategy,
             "parameters": self.spec.parameters(),
@@ -75,14 +73,18 @@ class _Stepper:
             "step_seconds_min": float(np.min(self.times)),
             "samples_per_s": self.batch / median,
             "compile_seconds": self.compile_seconds,
-            "xla_peak_mib": _memory(self.compiled),
+            "xla_peak_mib": None if peak is None else peak / 2**20,
             "device": str(jax.devices()[0].device_kind),
         }
-        ref = REFERENCE_SECONDS.get((self.preset, self.resolution, self.batch))
-        if ref is not None:
-            row["reference_step_seconds"] = ref
-            row["speedup_vs_reference"] = ref / median
-        return row
+
+
+def _check_resolution(preset: str, resolution) -> None:
+    check_count("resolution", resolution)
+    modes = get_preset(preset).modes
+    if 2 * modes > resolution:
+        raise ValueError(
+            f"{preset} has {modes} modes, so resolution must be >= {2 * modes}, got {resolution}"
+        )
 
 
 def bench_step(
@@ -96,8 +98,17 @@ def bench_step(
     """Median time of ``steps`` Adam training steps after compilation, and the step's memory.
 
     ``strategy`` names the fine-tuning strategy wrapped around Adam (its state is included in
-    the memory).
+    the memory, :func:`~scifm.bench.xla_memory_bytes` in MiB as ``xla_peak_mib``).
+
+    Raises:
+        ValueError: an unknown preset, loss or strategy; ``batch`` or ``steps`` not an
+            integer >= 1; ``resolution`` below ``2 * modes`` of the preset.
     """
+    _check_resolution(preset, resolution)
+    check_count("batch", batch)
+    check_count("steps", steps)
+    get_loss(loss)
+    get_strategy(strategy)
     stepper = _Stepper(preset, resolution, batch, loss, strategy)
     for _ in range(steps):
         stepper()
@@ -111,15 +122,27 @@ def bench_fno(
     steps: int = 5,
     report=print,
 ) -> dict:
-    """Every preset at every resolution it fits (``2 * modes <= resolution``)."""
-    batch = batch or DEFAULT_BATCH
+    """Every preset at every resolution it fits (``2 * modes <= resolution``; the others are
+    listed in ``skipped``), batch ``batch[resolution]`` (default 16 at 64, else 8).
+
+    ``report(row)`` is called after each measurement.
+
+    Raises:
+        ValueError: no or unknown presets; no resolutions, or one not an integer >= 1; a
+            batch or ``steps`` not an integer >= 1.
+    """
+    presets = _check_presets(presets)
+    resolutions = check_counts("resolutions", resolutions)
+    batch = {**DEFAULT_BATCH, **(batch or {})}
+    for resolution in resolutions:
+        check_count(f"batch at resolution {resolution}", batch.get(resolution, 8))
+    check_count("steps", steps)
     rows, skipped = [], []
     for resolution in resolutions:
         for name in presets:
-            if 2 * get_preset(name).modes > resolution:
-                skipped.append(
-                    f"{name} at {resolution}: {get_preset(name).modes} modes need >= {2 * get_preset(name).modes} points"
-                )
+            modes = get_preset(name).modes
+            if 2 * modes > resolution:
+                skipped.append(f"{name} at {resolution}: {modes} modes need >= {2 * modes} points")
                 continue
             row = bench_step(name, resolution, batch.get(resolution, 8), steps)
             rows.append(row)
@@ -143,24 +166,76 @@ def bench_finetune(
 ) -> dict:
     """Step time and XLA memory of every fine-tuning strategy, side by side, against ``full``.
 
-    All steps are compiled first and then timed in turns, one step of each strategy per round.
+    All steps are compiled first and then timed in turns, one step of each strategy per round,
+    so ``time_vs_full`` and ``memory_vs_full`` compare steps of the same run (present when
+    ``full`` is among ``strategies``). ``report(row)`` is called for each row at the end.
+
+    Raises:
+        ValueError: an unknown preset or strategy, no strategies; ``batch`` or ``steps`` not
+            an integer >= 1; ``resolution`` below ``2 * modes`` of the preset.
     """
+    _check_resolution(preset, resolution)
+    check_count("batch", batch)
+    check_count("steps", steps)
+    for name in check_nonempty("strategies", strategies):
+        get_strategy(name)
     steppers = [_Stepper(preset, resolution, batch, strategy=name) for name in strategies]
     for _ in range(steps):  # interleaved, so drifts of the machine hit every strategy alike
         for stepper in steppers:
             stepper()
     rows = [stepper.row() for stepper in steppers]
-    for row in rows:
-        report(row)
     full = next((r for r in rows if r["strategy"] == "full"), None)
     for r in rows:
         if full is not None:
             r["time_vs_full"] = r["step_seconds"] / full["step_seconds"]
             if r["xla_peak_mib"] and full["xla_peak_mib"]:
                 r["memory_vs_full"] = r["xla_peak_mib"] / full["xla_peak_mib"]
+        report(r)
     return {
         "benchmark": "finetune",
         "machine": {**machine(), "jax": jax.__version__, "backend": jax.default_backend()},
+        "preset": preset,
+        "resolution": resolution,
+        "batch": batch,
         "steps": steps,
         "rows": rows,
     }
+
+
+def fno_table(rows: list[dict]) -> fmt.Table:
+    """:func:`bench_fno`'s rows as text: step time, samples/s and XLA memory per preset."""
+    columns = ("preset", "params", "res", "batch", "s/step", "samples/s", "peak MiB")
+    cells = [
+        (
+            r["preset"],
+            fmt.count(r["parameters"]),
+            str(r["resolution"]),
+            str(r["batch"]),
+            fmt.seconds(r["step_seconds"]),
+            fmt.rate(r["samples_per_s"]),
+            fmt.mib(r["xla_peak_mib"]),
+        )
+        for r in rows
+    ]
+    return fmt.Table(columns, cells)
+
+
+def finetune_table(rows: list[dict]) -> fmt.Table:
+    """:func:`bench_finetune`'s rows as text: time and memory of each strategy, and both
+    as multiples of ``full``'s in the same run."""
+    columns = ("strategy", "s/step", "time x full", "peak MiB", "memory x full")
+    cells = [
+        (
+            r["strategy"],
+            fmt.seconds(r["step_seconds"], 4),
+            fmt.ratio(r.get("time_vs_full"), 3),
+            fmt.mib(r["xla_peak_mib"]),
+            fmt.ratio(r.get("memory_vs_full"), 3),
+        )
+        for r in rows
+    ]
+    title = None
+    if rows:
+        r = rows[0]
+        title = f"{r['preset']} at {r['resolution']}x{r['resolution']}, batch {r['batch']}"
+    return fmt.Table(columns, cells, title)

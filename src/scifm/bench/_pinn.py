@@ -1,8 +1,9 @@
 """`scifm bench pinn`: training-step time and memory of each derivative estimator against d.
 
 Every configuration (dimension, estimator, operator) runs in its own subprocess, so that
-its peak resident memory (``VmHWM``, see :func:`scifm.bench._data.peak_rss_mib`) is its own; XLA's compiled memory analysis of each
-jitted step is reported beside it. In each subprocess, on one fixed batch (points, forcing
+its peak resident memory (``VmHWM``, see :func:`~scifm.bench.peak_rss_mib`) is its own;
+XLA's memory of each compiled step (:func:`~scifm.bench.xla_memory_bytes`) is reported
+beside it. In each subprocess, on one fixed batch (points, forcing
 and exact values precomputed, so data generation is timed separately):
 
 - ``plain``: the floor, a training step of the same model on the same batch with no
@@ -15,11 +16,22 @@ and exact values precomputed, so data generation is timed separately):
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
+
+from . import _report as fmt
+from ._measure import (
+    check_count,
+    check_counts,
+    check_nonempty,
+    machine,
+    peak_rss_mib,
+    xla_memory_bytes,
+)
 
 if TYPE_CHECKING:
     from scifm.operators import AbstractEstimator
@@ -30,6 +42,10 @@ if TYPE_CHECKING:
 MAX_DENSE_FLOATS = 2.5e9
 MAX_JETS = 2e5
 OPERATOR_ORDERS = {"laplacian": 2, "biharmonic": 4}
+# The PDE each operator is timed on, and the least d its exact solution is defined for (a
+# k-body solution sums terms of k consecutive coordinates).
+OPERATOR_PDES = {"laplacian": "sine-gordon-2body", "biharmonic": "biharmonic-3body"}
+MIN_DIMS = {"laplacian": 2, "biharmonic": 3}
 
 
 def skip_reason(estimator: AbstractEstimator, op: str, d: int, batch: int) -> str | None:
@@ -68,7 +84,7 @@ def _median_time(fn, min_repeats: int, min_seconds: float) -> tuple[float, int]:
 
 
 def _xla_bytes(raw_step, model, opt_state, key) -> int | None:
-    """Temp + argument + output bytes of the compiled step (XLA's memory analysis)."""
+    """:func:`~scifm.bench.xla_memory_bytes` of the step compiled on (params, state, key)."""
     import equinox as eqx
     import jax
 
@@ -78,11 +94,7 @@ def _xla_bytes(raw_step, model, opt_state, key) -> int | None:
         m, o, loss = raw_step(eqx.combine(p, static), o, k)
         return eqx.filter(m, eqx.is_array), o, loss
 
-    try:
-        m = jax.jit(f).lower(params, opt_state, key).compile().memory_analysis()
-        return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
-    except Exception:  # noqa: BLE001 - memory analysis is best effort on some backends
-        return None
+    return xla_memory_bytes(jax.jit(f).lower(params, opt_state, key).compile())
 
 
 def measure(config: dict) -> dict:
@@ -92,7 +104,6 @@ def measure(config: dict) -> dict:
     import jax.numpy as jnp
 
     from scifm import pinn
-    from scifm.bench._data import peak_rss_mib
 
     d, n, s = config["dim"], config["batch_size"], config["num_samples"]
     problem = pinn.make_problem(config["pde"], d, key=jax.random.key(0))
@@ -171,25 +182,44 @@ def bench_pinn(
 ) -> dict:
     """Run every (operator, d, estimator) in a subprocess; returns ``{"machine", "results"}``.
 
-    ``operators``: ``laplacian`` (two-body Sine-Gordon, ``Lap u + sin u = g``) and/or
-    ``biharmonic`` (three-body biharmonic on the annulus). Skipped configurations are in the
-    results with ``"skipped"`` and the reason; a subprocess that fails or exceeds
+    ``operators``: ``laplacian`` (two-body Sine-Gordon, ``Lap u + sin u = g``, d >= 2) and/or
+    ``biharmonic`` (three-body biharmonic on the annulus, d >= 3). Skipped configurations are
+    in the results with ``"skipped"`` and the reason; a subprocess that fails or exceeds
     ``timeout_s`` is recorded with ``"error"``. ``on_result(row)`` is called after each.
+
+    Raises:
+        ValueError: before anything runs: no or unknown estimators or operators; no dims;
+            a d below the operator's least; ``num_samples``, ``batch_size``, ``width``,
+            ``depth`` or ``repeats`` not an integer >= 1; ``min_seconds`` negative;
+            ``timeout_s`` not a positive number.
     """
     from scifm import pinn
-    from scifm.bench._data import machine
 
-    pdes = {"laplacian": "sine-gordon-2body", "biharmonic": "biharmonic-3body"}
+    for op in check_nonempty("operators", operators):
+        if op not in OPERATOR_PDES:
+            raise ValueError(f"unknown operator {op!r}; valid: {', '.join(OPERATOR_PDES)}")
+    dims = check_counts("dims", dims)
     for op in operators:
-        if op not in pdes:
-            raise ValueError(f"unknown operator {op!r}; valid: {', '.join(pdes)}")
-    objects = {e: pinn.make_estimator(e, num_samples) for e in estimators}
+        if min(dims) < MIN_DIMS[op]:
+            raise ValueError(f"{op} needs dims >= {MIN_DIMS[op]}, got {min(dims)}")
+    for name, value in [
+        ("num_samples", num_samples), ("batch_size", batch_size), ("width", width),
+        ("depth", depth), ("repeats", repeats),
+    ]:  # fmt: skip
+        check_count(name, value)
+    if not (isinstance(min_seconds, int | float) and min_seconds >= 0):
+        raise ValueError(f"min_seconds must be a number >= 0, got {min_seconds!r}")
+    if not (isinstance(timeout_s, int | float) and 0 < timeout_s < math.inf):
+        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    objects = {
+        e: pinn.make_estimator(e, num_samples) for e in check_nonempty("estimators", estimators)
+    }
     results = []
     for op in operators:
         for d in dims:
             for est in estimators:
                 config = dict(
-                    operator=op, pde=pdes[op], dim=int(d), estimator=est,
+                    operator=op, pde=OPERATOR_PDES[op], dim=int(d), estimator=est,
                     num_samples=num_samples, batch_size=batch_size, width=width, depth=depth,
                     repeats=repeats, min_seconds=min_seconds,
                 )  # fmt: skip
@@ -220,33 +250,33 @@ def _run_worker(config: dict, timeout_s: float) -> dict:
     return json.loads(lines[-1])
 
 
-def format_table(results: list[dict]) -> list[list[str]]:
-    """Rows for printing: operator, d, estimator, plain ms, step ms, ratio, it/s, memory."""
+def pinn_table(results: list[dict]) -> fmt.Table:
+    """:func:`bench_pinn`'s results as text: plain and estimator step in ms, their ratio,
+    train it/s, peak RSS and XLA step memory; a skipped or failed one shows its note."""
+    columns = (
+        "operator", "d", "estimator", "plain ms", "step ms", "step/plain", "train it/s",
+        "peak RSS MiB", "XLA step MiB", "note",
+    )  # fmt: skip
     rows = []
     for r in results:
-        head = [r["operator"], f"{r['dim']:.0e}", r["estimator"]]
+        head = (r["operator"], f"{r['dim']:.0e}", r["estimator"])
         if "skipped" in r or "error" in r:
-            rows.append(head + ["-"] * 6 + [r.get("skipped") or r.get("error")])
+            rows.append((*head, *["-"] * 6, r.get("skipped") or r.get("error")))
             continue
+        xla = r.get("step_xla_bytes")
         rows.append(
-            head
-            + [
-                f"{1e3 * r['plain_s']:.1f}",
-                f"{1e3 * r['step_s']:.1f}",
-                f"{r['ratio']:.2f}",
-                f"{r['it_per_s']:.1f}",
-                f"{r['peak_rss_bytes'] / 2**20:.0f}",
-                f"{(r.get('step_xla_bytes') or 0) / 2**20:.0f}",
+            (
+                *head,
+                fmt.ms(r["plain_s"]),
+                fmt.ms(r["step_s"]),
+                fmt.ratio(r["ratio"]),
+                fmt.rate(r["it_per_s"]),
+                fmt.mib(r["peak_rss_bytes"] / 2**20),
+                fmt.mib(None if xla is None else xla / 2**20),
                 "",
-            ]
+            )
         )
-    return rows
-
-
-COLUMNS = [
-    "operator", "d", "estimator", "plain ms", "step ms", "step/plain", "train it/s",
-    "peak RSS MiB", "XLA step MiB", "note",
-]  # fmt: skip
+    return fmt.Table(columns, rows)
 
 
 if __name__ == "__main__":  # the worker: one configuration, JSON on stdout

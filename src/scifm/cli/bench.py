@@ -1,4 +1,11 @@
-"""`scifm bench ...`: benchmarks that print a table and write JSON (one subcommand each)."""
+"""`scifm bench ...`: benchmarks that print a table and write JSON (one subcommand each).
+
+Every subcommand checks its options and its ``--out`` before measuring: a bad value, an
+unusable output path or an existing file (without ``--overwrite``) ends it at once with one
+line and exit status 2, and nothing is written. Without ``--out`` the results go to a fresh
+``bench-<name>-<YYYYmmdd-HHMMSS>.json`` in the current directory, so a plain run never
+replaces earlier results, the tracked ones under ``benchmarks/results/`` included.
+"""
 
 from __future__ import annotations
 
@@ -9,137 +16,140 @@ from scifm.cli._parse import parse_list
 app = typer.Typer(help="Benchmarks: print a table and write JSON.", no_args_is_help=True)
 
 
+def _out_option(name: str):
+    return typer.Option(
+        None,
+        "--out",
+        help=f"JSON results file [default: bench-{name}-YYYYmmdd-HHMMSS.json in the current "
+        "directory]. Its directory must exist; an existing file is refused unless --overwrite. "
+        "Checked before measuring, written atomically at the end.",
+    )
+
+
+def _overwrite_option():
+    return typer.Option(
+        False,
+        "--overwrite",
+        help="Replace --out if it exists (the old file stays until the new results are complete).",
+    )
+
+
+def _list(option: str, text: str, cast=str) -> tuple:
+    """A comma-separated option with at least one value."""
+    values = parse_list(option, text, cast)
+    if not values:
+        raise ValueError(
+            f"{option} takes a comma-separated list of at least one value, got {text!r}"
+        )
+    return values
+
+
+def _output(name: str, out: str | None, overwrite: bool):
+    from scifm import bench
+
+    return bench.check_output(out or bench.default_output(name), overwrite=overwrite)
+
+
+def _print(console, table) -> None:
+    from rich.table import Table
+
+    shown = Table(*table.columns, title=table.title)
+    for row in table.rows:
+        shown.add_row(*row)
+    console.print(shown)
+
+
+def _live(console, render):
+    """A per-result callback printing ``column=value`` of the one row ``render([row])`` gives."""
+
+    def show(row):
+        table = render([row])
+        cells = zip(table.columns, table.rows[0], strict=True)
+        line = "  ".join(f"{c}={v}" for c, v in cells if v not in ("", "-"))
+        console.print(line, markup=False, soft_wrap=True)
+
+    return show
+
+
 @app.command("data")
 def bench_data(
-    resolution: int = typer.Option(128, "--resolution", help="Grid points per side."),
-    n: int = typer.Option(4096, "--n", help="Samples per system for the speed measurement."),
+    resolution: int = typer.Option(128, "--resolution", help="Grid points per side (even, >= 16)."),
+    n: int = typer.Option(4096, "--n", help="Samples per system for the speed measurement (>= 1)."),
     memory_n: str = typer.Option(
-        "1024,8192", "--memory-n", help="Sample counts whose peak memory is compared."
+        "1024,8192", "--memory-n", help="Sample counts (>= 1) whose peak memory is compared."
     ),
-    out: str = typer.Option("benchmarks/results/data.json", "--out", help="JSON results file."),
+    out: str = _out_option("data"),
+    overwrite: bool = _overwrite_option(),
 ):
     """Dataset generation: samples/s per system (into HDF5) and peak memory against n."""
     from rich.console import Console
-    from rich.table import Table
 
     from scifm import bench
 
-    counts = parse_list("--memory-n", memory_n, int)
-    result = bench.bench_data(resolution=resolution, n=n, memory_n=counts, report=lambda row: None)
-    table = Table("system", "resolution", "n", "samples/s", *(f"peak MiB (n={m})" for m in counts))
-    for row in result["rows"]:
-        table.add_row(
-            row["system"],
-            str(row["resolution"]),
-            str(row["n"]),
-            f"{row['samples_per_s']:,.0f}",
-            *(f"{row[f'peak_rss_mib_n{m}']:.0f}" for m in counts),
-        )
-    Console().print(table)
+    counts = _list("--memory-n", memory_n, int)
+    path = _output("data", out, overwrite)
+    console = Console()
+    result = bench.bench_data(
+        resolution=resolution, n=n, memory_n=counts, report=_live(console, bench.data_table)
+    )
+    _print(console, bench.data_table(result["rows"]))
     print(f"machine: {result['machine']['processor']}, {result['machine']['cpus']} CPUs")
-    print(f"wrote {bench.write_json(result, out)}")
+    print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 
 @app.command("fno")
 def bench_fno(
     presets: str = typer.Option("all", "--presets", help="Comma-separated presets, or all."),
-    resolutions: str = typer.Option("64,128", "--resolutions", help="Grid sizes."),
+    resolutions: str = typer.Option("64,128", "--resolutions", help="Grid sizes (>= 1)."),
     steps: int = typer.Option(
-        5, "--steps", help="Timed steps after compilation (median reported)."
+        5, "--steps", help="Timed steps after compilation (>= 1; median reported)."
     ),
-    out: str = typer.Option("benchmarks/results/fno.json", "--out", help="JSON results file."),
+    out: str = _out_option("fno"),
+    overwrite: bool = _overwrite_option(),
 ):
-    """FNO training step (Adam, relative L2): median time after compile and XLA peak memory per preset.
+    """FNO training step (Adam, relative L2): median time after compile and XLA memory per preset.
 
-    Batch 16 at 64x64 and 8 at 128x128, as the reference measurements.
+    Batch 16 at 64x64 and 8 at 128x128, as the reference measurements. Presets whose modes do
+    not fit a resolution are skipped with a note.
     """
     from rich.console import Console
-    from rich.table import Table
 
     from scifm import bench
-    from scifm.models import PRESETS, get_preset
+    from scifm.models import PRESETS
 
-    names = tuple(PRESETS) if presets == "all" else parse_list("--presets", presets)
-    for name in names:
-        get_preset(name)
-    sizes = parse_list("--resolutions", resolutions, int)
+    names = tuple(PRESETS) if presets.strip() == "all" else _list("--presets", presets)
+    sizes = _list("--resolutions", resolutions, int)
+    path = _output("fno", out, overwrite)
     console = Console(width=120)
-
-    def show(row):
-        console.print(
-            f"{row['preset']:>9} {row['resolution']:>4} batch {row['batch']:>2}: {row['step_seconds']:.3f} s/step",
-            markup=False,
-        )
-
-    result = bench.bench_fno(names, sizes, steps=steps, report=show)
-    table = Table(
-        "preset",
-        "params",
-        "res",
-        "batch",
-        "s/step",
-        "samples/s",
-        "peak MiB",
-        "ref s/step",
-        "speed-up",
-    )
-    for r in result["rows"]:
-        ref = r.get("reference_step_seconds")
-        table.add_row(
-            r["preset"],
-            f"{r['parameters']:,}",
-            str(r["resolution"]),
-            str(r["batch"]),
-            f"{r['step_seconds']:.3f}",
-            f"{r['samples_per_s']:.1f}",
-            f"{r['xla_peak_mib']:.0f}" if r["xla_peak_mib"] else "-",
-            f"{ref:.3f}" if ref else "",
-            f"{r['speedup_vs_reference']:.2f}x" if ref else "",
-        )
-    console.print(table)
+    result = bench.bench_fno(names, sizes, steps=steps, report=_live(console, bench.fno_table))
+    _print(console, bench.fno_table(result["rows"]))
     for note in result["skipped"]:
         print(f"skipped: {note}")
     m = result["machine"]
     print(f"machine: {m['processor']}, {m['cpus']} CPUs, jax {m['jax']} ({m['backend']})")
-    print(f"wrote {bench.write_json(result, out)}")
+    print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 
 @app.command("finetune")
 def bench_finetune(
     model: str = typer.Option("fno-1m", "--model", help="FNO preset."),
-    resolution: int = typer.Option(64, "--resolution", help="Grid points per side."),
-    batch: int = typer.Option(16, "--batch", help="Samples per step."),
-    steps: int = typer.Option(10, "--steps", help="Timed steps after compilation (median)."),
-    out: str = typer.Option("benchmarks/results/finetune.json", "--out", help="JSON results file."),
+    resolution: int = typer.Option(
+        64, "--resolution", help="Grid points per side (>= 2 x the preset's modes)."
+    ),
+    batch: int = typer.Option(16, "--batch", help="Samples per step (>= 1)."),
+    steps: int = typer.Option(10, "--steps", help="Timed steps after compilation (>= 1; median)."),
+    out: str = _out_option("finetune"),
+    overwrite: bool = _overwrite_option(),
 ):
-    """Cost of each fine-tuning strategy: step time and XLA peak memory against full fine-tuning."""
+    """Cost of each fine-tuning strategy: step time and XLA memory against full fine-tuning."""
     from rich.console import Console
-    from rich.table import Table
 
     from scifm import bench
-    from scifm.models import get_preset
 
-    get_preset(model)
+    path = _output("finetune", out, overwrite)
     result = bench.bench_finetune(model, resolution, batch, steps=steps, report=lambda r: None)
-    table = Table(
-        "strategy",
-        "s/step",
-        "x full",
-        "peak MiB",
-        "x full",
-        title=f"{model} at {resolution}x{resolution}, batch {batch}",
-    )
-    for r in result["rows"]:
-        table.add_row(
-            r["strategy"],
-            f"{r['step_seconds']:.4f}",
-            f"{r.get('time_vs_full', float('nan')):.3f}",
-            f"{r['xla_peak_mib']:.0f}" if r["xla_peak_mib"] else "-",
-            f"{r['memory_vs_full']:.3f}" if r.get("memory_vs_full") else "-",
-        )
-    Console(width=120).print(table)
-    bench.write_json(result, out)
-    print(f"wrote {out}")
+    _print(Console(width=120), bench.finetune_table(result["rows"]))
+    print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 
 @app.command("pinn")
@@ -153,40 +163,39 @@ def bench_pinn(
     operators: str = typer.Option(
         "laplacian", "--operators", help="laplacian (Sine-Gordon) and/or biharmonic."
     ),
-    num_samples: int = typer.Option(16, "--num-samples", help="Sampled dimensions/directions."),
-    batch_size: int = typer.Option(100, "--batch-size", help="Residual points per step."),
-    repeats: int = typer.Option(5, "--repeats", help="Minimum timed steps per measurement."),
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds allowed per configuration."),
-    out: str = typer.Option("benchmarks/results/pinn.json", "--out", help="JSON results file."),
+    num_samples: int = typer.Option(
+        16, "--num-samples", help="Sampled dimensions/directions (>= 1)."
+    ),
+    batch_size: int = typer.Option(100, "--batch-size", help="Residual points per step (>= 1)."),
+    repeats: int = typer.Option(5, "--repeats", help="Minimum timed steps per measurement (>= 1)."),
+    timeout: float = typer.Option(
+        600.0, "--timeout", help="Seconds allowed per configuration (> 0)."
+    ),
+    out: str = _out_option("pinn"),
+    overwrite: bool = _overwrite_option(),
 ):
     """PINN training step vs d per estimator: ms/step beside the plain (no-derivative) step,
     train it/s, peak memory (subprocess RSS and XLA's analysis). Configurations that
     cannot fit are skipped with a note."""
     from rich.console import Console
-    from rich.table import Table
 
     from scifm import bench
-    from scifm.bench._pinn import COLUMNS, format_table
 
+    parsed = (
+        _list("--dims", dims, int),
+        _list("--estimators", estimators),
+        _list("--operators", operators),
+    )
+    path = _output("pinn", out, overwrite)
     console = Console(width=140)  # the table is wide; do not fold it at 80 columns
-
-    def show(row):
-        cells = zip(COLUMNS, format_table([row])[0], strict=True)
-        console.print("  ".join(f"{c}={v}" for c, v in cells if v not in ("", "-")))
-
     result = bench.bench_pinn(
-        parse_list("--dims", dims, int),
-        parse_list("--estimators", estimators),
-        parse_list("--operators", operators),
+        *parsed,
         num_samples=num_samples,
         batch_size=batch_size,
         repeats=repeats,
         timeout_s=timeout,
-        on_result=show,
+        on_result=_live(console, bench.pinn_table),
     )
-    table = Table(*COLUMNS)
-    for row in format_table(result["results"]):
-        table.add_row(*row)
-    console.print(table)
+    _print(console, bench.pinn_table(result["results"]))
     print(f"machine: {result['machine']['processor']}, {result['machine']['cpus']} CPUs")
-    print(f"wrote {bench.write_json(result, out)}")
+    print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
