@@ -10,8 +10,9 @@ from pathlib import Path
 
 from scifm import data, pdes
 
+from .._checks import check_count, check_counts, check_nonempty
 from . import _report as fmt
-from ._measure import check_count, check_counts, check_nonempty, machine
+from ._measure import machine
 
 _CHILD = """
 import sys, time

@@ -16,8 +16,9 @@ import numpy as np
 from scifm.models import PRESETS, Normalizer, OperatorModel, get_preset
 from scifm.train import STRATEGIES, get_loss, get_strategy, make_optimizer, make_train_step
 
+from .._checks import check_count, check_counts, check_nonempty
 from . import _report as fmt
-from ._measure import check_count, check_counts, check_nonempty, machine, xla_memory_bytes
+from ._measure import machine, xla_memory_bytes
 
 DEFAULT_BATCH = {64: 16, 128: 8}
 

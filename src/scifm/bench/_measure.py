@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -83,26 +82,3 @@ def xla_memory_bytes(compiled: Any) -> int | None:
     except Exception:  # noqa: BLE001 - not every backend reports it
         return None
     return int(total)
-
-
-def check_count(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer >= 1 (``bool`` is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-def check_counts(name: str, values: Iterable[Any]) -> tuple:
-    """Raise ``ValueError`` unless ``values`` is a non-empty sequence of integers >= 1."""
-    values = check_nonempty(name, values)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be integers >= 1, got {v!r} in {values!r}")
-    return values
-
-
-def check_nonempty(name: str, values: Iterable[Any]) -> tuple:
-    """Raise ``ValueError`` if ``values`` is empty; returns it as a tuple."""
-    values = tuple(values)
-    if not values:
-        raise ValueError(f"{name} must list at least one value, got none")
-    return values

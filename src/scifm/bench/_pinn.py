@@ -23,15 +23,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .._checks import check_count, check_counts, check_nonempty
 from . import _report as fmt
-from ._measure import (
-    check_count,
-    check_counts,
-    check_nonempty,
-    machine,
-    peak_rss_mib,
-    xla_memory_bytes,
-)
+from ._measure import machine, peak_rss_mib, xla_memory_bytes
 
 if TYPE_CHECKING:
     from scifm.operators import AbstractEstimator

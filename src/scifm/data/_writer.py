@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from scifm import __version__
+from scifm._checks import check_count
 from scifm.data._schema import FORMAT, FORMAT_VERSION, PARTIAL_SUFFIX
 from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem
 from scifm.pdes._base import check_resolution
@@ -112,13 +113,10 @@ def generate(
         FileExistsError: ``out`` exists and ``overwrite`` is false.
         FileNotFoundError, PermissionError: the output directory is missing or not writable.
     """
-    if not (isinstance(n, int | np.integer) and n >= 1):
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_count("n", n)
     check_resolution(resolution)
-    if not (isinstance(seed, int | np.integer) and seed >= 0):
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if not (isinstance(chunk_size, int | np.integer) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    check_count("seed", seed, minimum=0)
+    check_count("chunk_size", chunk_size)
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")

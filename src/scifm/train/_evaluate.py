@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from scifm._checks import check_count
 from scifm.data import FieldSet
 from scifm.models import OperatorModel
 from scifm.train._losses import relative_l2_per_sample
@@ -22,8 +23,7 @@ def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.n
     Raises:
         ValueError: ``batch_size`` is not a positive integer, or ``fields`` is empty.
     """
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_count("batch_size", batch_size)
     n = len(fields)
     if n == 0:
         raise ValueError(f"{fields.name or 'the data'} holds no samples to evaluate")

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from scifm._checks import check_count, check_non_negative, check_positive
 from scifm._progress import NoProgress, RunProgress
 from scifm._runs import DivergenceError, RunDirectory
 from scifm.data import FieldSet, epoch_batches
@@ -112,12 +113,6 @@ def data_parallel(devices: list | None = None) -> tuple[NamedSharding, NamedShar
     return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
 
 
-def _check_positive_int(**values: Any) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def fit(
     model: OperatorModel,
     train: FieldSet,
@@ -170,16 +165,15 @@ def fit(
             :class:`scifm._runs.RunFinished` when it holds this run finished.
         DivergenceError: the loss became NaN or Inf.
     """
-    _check_positive_int(
-        epochs=epochs,
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        validate_every=validate_every,
-    )
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr}")
-    if not checkpoint_every >= 0:  # 0: after every step
-        raise ValueError(f"checkpoint_every must be >= 0 seconds, got {checkpoint_every}")
+    for name, count in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("eval_batch_size", eval_batch_size),
+        ("validate_every", validate_every),
+    ):
+        check_count(name, count)
+    check_positive("lr", lr)
+    check_non_negative("checkpoint_every", checkpoint_every)  # 0: after every step
     if len(train) == 0 or len(val) == 0:
         raise ValueError("the training and validation sets must hold at least one sample each")
     model_extra = (metadata or {}).get("model", {})
