@@ -1,5 +1,11 @@
-"""Studies: configs, the sweep end to end (inline, processes, submitit), resumption, report maths."""
+"""Studies: configs, the sweep end to end (inline, processes, submitit), resumption, report maths.
 
+The fault-injection test stops a tiny sweep at each kind of save point (a run's saved state, its
+result.json, a point.json, before the report), reruns it, and compares results.csv and every
+point.json with an uninterrupted sweep's, timings aside.
+"""
+
+import csv
 import json
 import math
 import os
@@ -9,13 +15,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 
-import jax
 import numpy as np
 import pytest
 
-from scifm import data, experiments, pdes
-from scifm.experiments import Method, Point, Row, Status, Study, load_study
+from scifm import RunConflict, RunError, data, experiments, pdes
+from scifm._runs import RunDirectory
+from scifm.cli import main
+from scifm.experiments import Method, Point, Row, Status, Study, _sweep, load_study
 
 TINY = [
     "resolution=16",
@@ -34,10 +42,23 @@ TINY = [
 ]
 
 
-def scifm(*args):
+def scifm(capsys, *args):
+    """Run the command line in this process: (exit status, stdout, stderr)."""
+    capsys.readouterr()  # what came before is not this command's
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _process(*args):
+    """Run the command line as a process of its own (for a sweep that is killed and resumed)."""
     return subprocess.run(
         [sys.executable, "-m", "scifm.cli", *args], capture_output=True, text=True
     )
+
+
+def _sets(overrides):
+    return sum((["--set", o] for o in overrides), [])
 
 
 # -- configs ---------------------------------------------------------------------------------------
@@ -76,22 +97,94 @@ def test_base_and_overrides(tmp_path):
         ('strategies=["magic"]', "unknown fine-tuning strategy 'magic'; valid strategies: full"),
         ('methods=["guess"]', "unknown method 'guess'; valid methods: zero-shot, scratch"),
         ("steps='many'", "steps must be int, got 'many'"),
-        ("pretrain.proportions=[1, 2, 3]", "pretrain.proportions must be 2 positive numbers"),
-        ('presets=["fno-1m"]', "preset fno-1m keeps 8 modes; it needs resolution >= 16, got 8"),
+        (
+            "pretrain.proportions=[1, 2, 3]",
+            "pretrain.proportions must be 2 positive numbers",
+        ),
+        ('presets=["fno-4m"]', "preset fno-4m keeps 16 modes; it needs resolution >= 32, got 16"),
     ],
 )
 def test_bad_configs_name_the_valid_choices(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        load_study("demo", [override, "resolution=8" if "fno-1m" in override else "seed=0"])
+        load_study("demo", [override, "resolution=16" if "fno-4m" in override else "seed=0"])
 
 
-def test_cli_reports_a_bad_config_in_one_line(tmp_path):
-    r = scifm("sweep", "demo", "--set", "colour=1", "--out", str(tmp_path / "s"))
-    assert r.returncode == 2
-    assert r.stderr.count("\n") == 1 and "valid keys" in r.stderr
+# what a sweep would otherwise trip on in data generation, after pre-training, or as two points
+# in one directory: refused when the study is made, the key, the value and what is allowed named
+REFUSED = [
+    ("resolution=8", "resolution must be an even integer >= 16, got 8"),
+    ("resolution=33", "resolution must be an even integer >= 16, got 33"),
+    ("lr_grid=[1e-3, nan]", "lr_grid[1] must be a finite number > 0, got nan"),
+    ("lr_grid=[inf]", "lr_grid[0] must be a finite number > 0, got inf"),
+    ("lr_grid=[0]", "lr_grid[0] must be a finite number > 0, got 0.0"),
+    ("lr_grid=[-1e-3]", "lr_grid[0] must be a finite number > 0, got -0.001"),
+    ("lr_grid=[]", "lr_grid must list at least one value, got none"),
+    ("lr_grid=[1e-3, 0.001]", "lr_grid lists 0.001 twice; give each entry once"),
+    (
+        "lr_grid=[1e-3, 0.0010000001]",
+        "lr_grid: 0.001 and 0.0010000001 would share the run directories *-lr0.001; make them "
+        "differ in their first 6 significant digits",
+    ),
+    ("pretrain.lr=nan", "pretrain.lr must be a finite number > 0, got nan"),
+    ("pretrain.lr=0", "pretrain.lr must be a finite number > 0, got 0.0"),
+    ('downstream=["advdiff", "advdiff"]', "downstream lists 'advdiff' twice; give each entry"),
+    ("n_values=[8, 32, 8]", "n_values lists 8 twice; give each entry once, got [8, 32, 8]"),
+    ('presets=["fno-64k", "fno-64k"]', "presets lists 'fno-64k' twice"),
+    ('strategies=["full", "spider", "full"]', "strategies lists 'full' twice"),
+    ('methods=["scratch", "scratch"]', "methods lists 'scratch' twice"),
+    ('pretrain.tasks=["poisson", "poisson"]', "pretrain.tasks lists 'poisson' twice"),
+    ("n_values=[0, 8]", "n_values must be integers >= 1, got 0 in (0, 8)"),
+    ("n_values=[]", "n_values must list at least one value, got none"),
+    ("methods=[]", "methods must list at least one value, got none"),
+    ("steps=0", "steps must be an integer >= 1, got 0"),
+    ("batch_size=-1", "batch_size must be an integer >= 1, got -1"),
+    ("validations=0", "validations must be an integer >= 1, got 0"),
+    ("n_val=0", "n_val must be an integer >= 1, got 0"),
+    ("n_test=0", "n_test must be an integer >= 1, got 0"),
+    ("pretrain.n_val=0", "pretrain.n_val must be an integer >= 1, got 0"),
+    ("pretrain.epochs=0", "pretrain.epochs must be an integer >= 1, got 0"),
+    ("pretrain.batch_size=0", "pretrain.batch_size must be an integer >= 1, got 0"),
+    ("pretrain.n=1", "pretrain.n = 1 leaves task 'helmholtz' without samples"),
+    ("pretrain.proportions=[1, nan]", "pretrain.proportions[1] must be a finite number > 0"),
+    ("seed=-1", "seed must be an integer >= 0, got -1"),
+    ("name='..'", "name may use only letters, digits, '-', '_' and '.' (starting with a letter"),
+]
+
+
+@pytest.mark.parametrize("override, message", REFUSED)
+def test_values_no_sweep_can_run_are_refused_when_the_study_is_made(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_study("demo", [override])
+
+
+def test_a_study_made_directly_is_checked_the_same_way():
+    study = load_study("demo")
+    for change, message in [
+        (dict(resolution=33), "resolution must be an even integer >= 16, got 33"),
+        (dict(steps=2.5), "steps must be an integer >= 1, got 2.5"),
+        (dict(n_values=(8, True)), "n_values must be integers >= 1, got True in (8, True)"),
+        (dict(lr_grid=(1e-3, math.nan)), "lr_grid[1] must be a finite number > 0, got nan"),
+        (dict(pretrain=replace(study.pretrain, lr=math.inf)), "pretrain.lr must be a finite"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            replace(study, **change)
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    rc, _, err = scifm(capsys, "sweep", "demo", "--set", "colour=1", "--out", str(tmp_path / "s"))
+    assert rc == 2
+    assert err.count("\n") == 1 and "valid keys" in err
     assert not (tmp_path / "s").exists()
-    r = scifm("sweep", "nothing-like-this")
-    assert r.returncode == 2 and "demo" in r.stderr
+    rc, _, err = scifm(capsys, "sweep", "nothing-like-this")
+    assert rc == 2 and "demo" in err
+    for override, message in REFUSED[:2]:  # --dry-run refuses what the sweep would
+        rc, out, err = scifm(capsys, "sweep", "demo", "--set", override, "--dry-run")
+        assert (rc, out, err) == (2, "", f"scifm: error: {message}\n")
+        rc, out, err = scifm(
+            capsys, "sweep", "demo", "--set", override, "--out", str(tmp_path / "s")
+        )
+        assert (rc, out, err) == (2, "", f"scifm: error: {message}\n")
+        assert not (tmp_path / "s").exists()
 
 
 def test_mixture_counts_follow_the_proportions():
@@ -144,35 +237,6 @@ def test_concatenated_fields_in_memory_and_lazy_agree(tmp_path):
         lazy.take(np.array([0]))
 
 
-def test_normaliser_of_a_mixture_uses_the_typical_nonzero_magnitude(tmp_path):
-    a = data.generate(pdes.Poisson(), 16, 16, 0, tmp_path / "a.h5")
-    b = data.generate(pdes.Helmholtz(), 48, 16, 1, tmp_path / "b.h5")
-    fa, fb = data.FieldSet.load(a), data.FieldSet.load(b)
-    mixed = data.Normalizer.fit(data.FieldSet.concatenate([fa, fb]))
-    k12 = list(pdes.COEFFICIENT_NAMES).index("k12")
-    omega = list(pdes.COEFFICIENT_NAMES).index("omega")
-    # k12 is zero for every Helmholtz sample: its scale is still the Poisson median
-    assert mixed.coefficient_scale[k12] == pytest.approx(np.median(np.abs(fa.coefficients[:, k12])))
-    assert mixed.coefficient_scale[omega] == pytest.approx(
-        np.median(np.abs(fb.coefficients[:, omega]))
-    )
-    vx = list(pdes.COEFFICIENT_NAMES).index("vx")
-    assert np.isnan(mixed.coefficient_scale[vx])  # never seen: marked, used as 1
-    f, c, _ = fa.take(np.arange(2))
-    plain = data.Normalizer(
-        mixed.source_scale, np.where(np.isnan(mixed.coefficient_scale), 1, mixed.coefficient_scale)
-    )
-    np.testing.assert_array_equal(jax.vmap(mixed)(f, c), jax.vmap(plain)(f, c))
-    # fine-tuning on advection-diffusion fills in the velocity scale from its data, nothing else
-    d = data.FieldSet.load(data.generate(pdes.AdvectionDiffusion(), 8, 16, 2, tmp_path / "d.h5"))
-    done = mixed.complete(d)
-    assert done.coefficient_scale[vx] == pytest.approx(np.median(np.abs(d.coefficients[:, vx])))
-    keep = np.arange(6) != vx
-    keep[vx + 1] = False
-    np.testing.assert_array_equal(done.coefficient_scale[keep], mixed.coefficient_scale[keep])
-
-
-# -- methods, points, results.csv -------------------------------------------------------------------
 def test_methods_have_one_label_and_one_directory_name():
     full, spider = Method.finetune("full"), Method.finetune("spider")
     assert [m.label for m in (Method.zero_shot(), Method.scratch(), full)] == [
@@ -306,6 +370,13 @@ def test_executors_are_named_in_one_registry(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_slurm_without_srun_is_refused_before_anything_is_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no srun (nor anything else)
+    with pytest.raises(ValueError, match="executor 'slurm': Could not detect \"srun\""):
+        experiments.sweep(_tiny(), tmp_path / "s", executor="slurm", progress=False)
+    assert not (tmp_path / "s").exists()
+
+
 class _Failing:
     """An executor whose jobs fail as submitit's do: the job's traceback in the message."""
 
@@ -330,6 +401,176 @@ def test_execute_names_each_failed_point_by_the_last_line_of_its_error(tmp_path)
 # -- sweeps end to end ---------------------------------------------------------------------------------
 def _tiny(extra=()):
     return load_study("demo", [*TINY, *extra])
+
+
+def _saved(sweep, study):
+    """``sweep`` as prepare leaves it before the data: the directory and its study.json."""
+    sweep.mkdir()
+    (sweep / "study.json").write_text(json.dumps(study.to_dict(), indent=2))
+    return sweep
+
+
+def test_a_refused_sweep_directory_is_left_as_it_was(tmp_path):
+    sweep = _saved(tmp_path / "s", _tiny())
+    before = (sweep / "study.json").read_text()
+    with pytest.raises(RunConflict, match=r"holds another study \(steps: 6 -> 7\)"):
+        experiments.prepare(_tiny(["steps=7"]), sweep)
+    assert (sweep / "study.json").read_text() == before and os.listdir(sweep) == ["study.json"]
+    # one saved by an older scifm that let a bad value through: said so, with what to do
+    old = {**_tiny().to_dict(), "resolution": 8}
+    (sweep / "study.json").write_text(json.dumps(old))
+    with pytest.raises(RunConflict, match="resolution: 8 -> 16.*itself one no sweep can run"):
+        experiments.prepare(_tiny(), sweep)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunConflict, match="is a file, not a sweep directory"):
+        experiments.prepare(_tiny(), tmp_path / "file")
+
+
+def test_corrupt_study_and_point_files_are_named_with_what_to_do(tmp_path, capsys):
+    study = _tiny()
+    sweep = _saved(tmp_path / "s", study)
+    first, _ = experiments.plan(study)
+    point = sweep / first[1].directory / "point.json"
+    point.parent.mkdir(parents=True)
+    point.write_text('{"point": {"kind": "scr')  # not as atomic_write_text leaves it
+    with pytest.raises(RunError, match=f"{point} is not valid JSON.*delete it and rerun the"):
+        experiments.execute(sweep, first)
+    point.write_text("[]")
+    with pytest.raises(RunError, match=f"{point} does not hold a JSON object"):
+        experiments.execute(sweep, first)
+    point.write_text('{"status": "fine"}')
+    with pytest.raises(RunError, match=f"{point} holds no point status.*redo that point"):
+        experiments.execute(sweep, first)
+    (sweep / "study.json").write_text('{"name": "demo", ')
+    message = f"{sweep}/study.json is not valid JSON (a corrupt file); restore it or delete {sweep}"
+    with pytest.raises(RunError, match=re.escape(message)):
+        experiments.prepare(study, sweep)
+    with pytest.raises(RunError, match=re.escape(message)):
+        experiments.run_point(sweep, first[1].to_dict())
+    rc, _, err = scifm(capsys, "sweep", "demo", *_sets(TINY), "--out", str(sweep))
+    assert (rc, err) == (2, f"scifm: error: {message} to start over\n")
+    (sweep / "study.json").write_text(json.dumps({**study.to_dict(), "steps": 0}))
+    with pytest.raises(RunError, match="study.json does not hold a valid study \\(steps must be"):
+        experiments.run_point(sweep, first[1].to_dict())
+    with pytest.raises(ValueError, match="study.json is not valid JSON"):
+        (sweep / "study.json").write_text("{")
+        load_study(sweep / "study.json")
+
+
+# -- fault injection: a sweep stopped at each kind of save point ends as an uninterrupted one -----
+SMALL = [  # three points: pre-training, scratch and fine-tuning, two saved states each
+    *TINY,
+    "n_values=[4]",
+    "lr_grid=[1e-3]",
+    "steps=4",
+    "batch_size=4",
+    "n_val=4",
+    "n_test=4",
+    "pretrain.n=8",
+    "pretrain.n_val=4",
+    "pretrain.batch_size=4",
+]
+TIMING = {"seconds", "train_seconds"}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_at(m, where: str, k: int) -> list:
+    """With the monkeypatch ``m``, raise right after the ``k``-th (from 1; 0: never) of: a run's
+    saved state (``where="save"``), a run's result.json ("result": its point.json is still to
+    come), a ``point.json`` written ("point"), the report about to be written ("report").
+    Returns the list of calls so far."""
+    calls = []
+
+    def stop():
+        calls.append(1)
+        if len(calls) == k:
+            raise _Stop
+
+    if where in ("save", "result"):
+        name = {"save": "save_state", "result": "write_result"}[where]
+        original = getattr(RunDirectory, name)
+
+        def patched(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            stop()
+            return out
+
+        m.setattr(RunDirectory, name, patched)
+    elif where == "point":
+        write_text = _sweep.atomic_write_text
+
+        def patched(path, text):
+            write_text(path, text)
+            if path.name == "point.json":
+                stop()
+
+        m.setattr(_sweep, "atomic_write_text", patched)
+    else:
+        write_report = _sweep.write_report
+
+        def patched(*args, **kwargs):
+            stop()
+            return write_report(*args, **kwargs)
+
+        m.setattr(_sweep, "write_report", patched)
+    return calls
+
+
+def _outcome(sweep) -> tuple[list, dict]:
+    """results.csv and every point.json of ``sweep``, timings dropped."""
+    with open(sweep / "results.csv", newline="") as fh:
+        rows = [{k: v for k, v in r.items() if k not in TIMING} for r in csv.DictReader(fh)]
+    points = {}
+    for path in sorted(sweep.glob("runs/**/point.json")):
+        result = json.loads(path.read_text())
+        points[str(path.relative_to(sweep))] = {k: v for k, v in result.items() if k not in TIMING}
+    return rows, points
+
+
+def test_sweep_stopped_at_each_save_point_resumes_to_the_same_results(tmp_path, monkeypatch):
+    study = load_study("demo", SMALL)
+    # the figures take most of a tiny sweep's time, and are not compared
+    monkeypatch.setattr(_sweep, "plot_curves", lambda run: None)
+    for plot in ("plot_error_vs_n", "plot_gain_vs_size", "plot_forgetting"):
+        monkeypatch.setattr(experiments._markdown, plot, lambda study, rows: None)
+    monkeypatch.setattr(data, "plot_samples", lambda *args, **kwargs: None)
+    with monkeypatch.context() as m:
+        counts = {w: _stop_at(m, w, 0) for w in ("save", "result", "point", "report")}
+        experiments.sweep(study, tmp_path / "whole", progress=False)
+    assert {where: len(c) for where, c in counts.items()} == {
+        "save": 6,
+        "result": 3,
+        "point": 3,
+        "report": 1,
+    }
+    whole = _outcome(tmp_path / "whole")
+    assert [r["method"] for r in whole[0]] == ["zero-shot", "scratch", "finetune"]
+    assert all(r["status"] == "ok" for r in whole[0]) and len(whole[1]) == 3
+    # after pre-training's first and last saved state, scratch's first, fine-tuning's last;
+    # after pre-training's and fine-tuning's result.json; after the point.json of pre-training
+    # and of scratch; before the report
+    for where, k in [
+        ("save", 1),
+        ("save", 2),
+        ("save", 3),
+        ("save", 6),
+        ("result", 1),
+        ("result", 3),
+        ("point", 1),
+        ("point", 2),
+        ("report", 1),
+    ]:
+        sweep = tmp_path / f"{where}-{k}"
+        with monkeypatch.context() as m:
+            _stop_at(m, where, k)
+            with pytest.raises(_Stop):
+                experiments.sweep(study, sweep, progress=False)
+        assert not (sweep / "results.csv").exists()
+        experiments.sweep(study, sweep, progress=False)
+        assert _outcome(sweep) == whole, f"stopped at {where} {k}"
 
 
 @pytest.mark.slow
@@ -386,8 +627,10 @@ def test_tiny_sweep_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
+    # real processes throughout: one is killed, and its rerun must run as it did (float32,
+    # not this process's float64)
     out = tmp_path / "s"
-    args = ["sweep", "demo", *sum((["--set", o] for o in TINY), []), "--out", str(out)]
+    args = ["sweep", "demo", *_sets(TINY), "--out", str(out)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "scifm.cli", *args],
         stdout=subprocess.DEVNULL,
@@ -402,7 +645,7 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
     proc.wait()
     finished = {p: (p.stat().st_mtime_ns, p.read_text()) for p in out.glob("runs/**/point.json")}
     assert 4 <= len(finished) < 9 and not (out / "results.csv").exists()
-    r = scifm(*args)
+    r = _process(*args)
     assert r.returncode == 0, r.stderr
     for p, (mtime, text) in finished.items():  # finished points were not redone
         assert p.stat().st_mtime_ns == mtime and p.read_text() == text
@@ -419,8 +662,7 @@ def test_killed_sweep_resumes_and_other_executors_agree(tmp_path):
         "submitit": (["--executor", "submitit-local"], [*one, 'methods=["scratch"]']),
     }
     for name, (flags, sets) in runs.items():
-        sets = sum((["--set", o] for o in [*TINY, *sets]), [])
-        r = scifm("sweep", "demo", *sets, "--out", str(tmp_path / name), *flags)
+        r = _process("sweep", "demo", *_sets([*TINY, *sets]), "--out", str(tmp_path / name), *flags)
         assert r.returncode == 0, r.stderr
         rows = experiments.read_results(tmp_path / name / "results.csv")
         assert len(rows) == (2 if name == "local" else 1)

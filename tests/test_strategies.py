@@ -54,7 +54,12 @@ def test_last_trains_only_the_projection():
 
 
 def test_magnitude_mask_holds_the_largest_half_fixed():
-    assert largest_magnitudes(jnp.array([3.0, -1.0, 2.0, -4.0])).tolist() == [True, False, False, True]
+    assert largest_magnitudes(jnp.array([3.0, -1.0, 2.0, -4.0])).tolist() == [
+        True,
+        False,
+        False,
+        True,
+    ]
     assert largest_magnitudes(jnp.array([[1.0, 1.0], [1.0, 1.0]])).tolist() == [
         [True, True],
         [False, False],

@@ -15,8 +15,7 @@ import numpy as np
 from scifm import __version__
 from scifm._checks import check_count
 from scifm.data._schema import FORMAT, FORMAT_VERSION, PARTIAL_SUFFIX
-from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem
-from scifm.pdes._base import check_resolution
+from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem, check_resolution
 
 
 def _identity(system: AbstractPDESystem, n: int, resolution: int, seed: int) -> str:

@@ -25,6 +25,7 @@ from scifm.experiments._config import builtin_studies as builtin_studies
 from scifm.experiments._config import load_study as load_study
 from scifm.experiments._demo import run_demo as run_demo
 from scifm.experiments._executors import EXECUTORS as EXECUTORS
+from scifm.experiments._executors import check_executor as check_executor
 from scifm.experiments._executors import make_executor as make_executor
 from scifm.experiments._markdown import write_report as write_report
 from scifm.experiments._plots import plot_error_vs_n as plot_error_vs_n
@@ -62,6 +63,7 @@ __all__ = [
     "Study",
     "Task",
     "builtin_studies",
+    "check_executor",
     "curves",
     "data_saving",
     "execute",

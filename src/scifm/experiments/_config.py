@@ -4,7 +4,10 @@ A study file is TOML whose keys are the fields of :class:`Study` (tables for ``p
 each task). It may start from another with ``base = "NAME or path"``: the base is read first
 and the file's keys override it, table by table. Command-line overrides (``--set
 pretrain.epochs=5``) apply last. Unknown keys, presets, systems, strategies and task names are
-refused with one line that names the valid choices. The resolved study is saved with the sweep
+refused with one line that names the valid choices. Every value a sweep would trip on later
+(counts, the resolution, learning rates, an entry given twice, two learning rates that would
+share a run directory) is refused when the :class:`Study` is made, so ``scifm sweep --dry-run``
+refuses it too and a refused study creates nothing. The resolved study is saved with the sweep
 (``study.json``) and reloads to an equal object.
 """
 
@@ -21,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from scifm import pdes
-from scifm.experiments._points import MethodKind
+from scifm._checks import check_count, check_counts, check_nonempty, check_positive
+from scifm.experiments._points import MethodKind, Point, PointKind
 from scifm.models import get_preset
+from scifm.pdes import check_resolution
 from scifm.train import get_loss, get_strategy
 
 METHODS = tuple(kind.value for kind in MethodKind)  # "zero-shot", "scratch", "finetune"
@@ -89,6 +94,11 @@ class Study:
     each method in ``methods`` is one run; every downstream run takes ``steps`` optimizer steps
     of ``batch_size`` (capped at ``n``), whatever ``n`` and the method, and the learning rate of
     each (method, n) is picked by validation error.
+
+    Raises:
+        ValueError: a value no sweep can run (a count < 1, a resolution that is odd or below
+            16, a learning rate that is not finite and > 0, an entry listed twice, an unknown
+            name, ...); the message names the key, the value and what is allowed.
     """
 
     name: str
@@ -111,51 +121,11 @@ class Study:
     slurm: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        """Check every value a sweep would otherwise trip on later (in data generation, after
+        pre-training, or as two points sharing a directory): one line naming the key."""
         _check_name("name", self.name)
-        if not self.tasks:
-            raise ValueError("tasks: define at least one task")
-        for name, task in self.tasks.items():
-            _check_name(f"task name {name!r}", name)
-            try:
-                task.build()
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"tasks.{name}: {e}") from None
-        for where, names in (
-            ("pretrain.tasks", self.pretrain.tasks),
-            ("downstream", self.downstream),
-        ):
-            if not names:
-                raise ValueError(f"{where}: name at least one task")
-            for name in names:
-                if name not in self.tasks:
-                    raise ValueError(
-                        f"{where}: unknown task {name!r}; defined tasks: {', '.join(self.tasks)}"
-                    )
         p = self.pretrain
-        if p.proportions and (len(p.proportions) != len(p.tasks) or min(p.proportions) <= 0):
-            raise ValueError(
-                f"pretrain.proportions must be {len(p.tasks)} positive numbers (one per task), "
-                f"got {list(p.proportions)}"
-            )
-        if min(p.counts().values()) < 1:
-            raise ValueError(f"pretrain.n = {p.n} leaves a task without samples")
-        for preset in self.presets:
-            spec = get_preset(preset)
-            if self.resolution < 2 * spec.modes:
-                raise ValueError(
-                    f"preset {preset} keeps {spec.modes} modes; it needs resolution >= "
-                    f"{2 * spec.modes}, got {self.resolution}"
-                )
-        if not self.presets:
-            raise ValueError("presets: name at least one preset")
-        for method in self.methods:
-            if method not in METHODS:
-                raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-        for strategy in self.strategies:
-            get_strategy(strategy)
-        get_loss(self.loss)
         for name, value in (
-            ("resolution", self.resolution),
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("validations", self.validations),
@@ -166,12 +136,72 @@ class Study:
             ("pretrain.epochs", p.epochs),
             ("pretrain.batch_size", p.batch_size),
         ):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
-        if not self.n_values or min(self.n_values) < 1:
-            raise ValueError(f"n_values must be positive integers, got {list(self.n_values)}")
-        if not self.lr_grid or min(self.lr_grid) <= 0 or p.lr <= 0:
-            raise ValueError("learning rates (lr_grid, pretrain.lr) must be positive")
+            check_count(name, value)
+        check_count("seed", self.seed, minimum=0)
+        check_resolution(self.resolution)  # the rule of `scifm generate`
+        check_positive("pretrain.lr", p.lr)
+        if not self.tasks:
+            raise ValueError("tasks: define at least one task")
+        for name, task in self.tasks.items():
+            _check_name(f"task name {name!r}", name)
+            try:
+                task.build()
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"tasks.{name}: {e}") from None
+        for where, names in (
+            ("pretrain.tasks", p.tasks),
+            ("downstream", self.downstream),
+        ):
+            _check_list(where, names)
+            for name in names:
+                if name not in self.tasks:
+                    raise ValueError(
+                        f"{where}: unknown task {name!r}; defined tasks: {', '.join(self.tasks)}"
+                    )
+        if p.proportions and len(p.proportions) != len(p.tasks):
+            raise ValueError(
+                f"pretrain.proportions must be {len(p.tasks)} positive numbers (one per task), "
+                f"got {list(p.proportions)}"
+            )
+        for i, share in enumerate(p.proportions):
+            check_positive(f"pretrain.proportions[{i}]", share)
+        empty = [task for task, count in p.counts().items() if count < 1]
+        if empty:
+            raise ValueError(
+                f"pretrain.n = {p.n} leaves task {empty[0]!r} without samples; raise pretrain.n "
+                "or that task's share in pretrain.proportions"
+            )
+        _check_list("presets", self.presets)
+        for preset in self.presets:
+            spec = get_preset(preset)
+            if self.resolution < 2 * spec.modes:
+                raise ValueError(
+                    f"preset {preset} keeps {spec.modes} modes; it needs resolution >= "
+                    f"{2 * spec.modes}, got {self.resolution}"
+                )
+        _check_list("methods", self.methods)
+        for method in self.methods:
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        _check_list("strategies", self.strategies)
+        for strategy in self.strategies:
+            get_strategy(strategy)
+        get_loss(self.loss)
+        check_counts("n_values", self.n_values)
+        _check_list("n_values", self.n_values)
+        _check_list("lr_grid", self.lr_grid)
+        runs: dict[str, float] = {}
+        for i, lr in enumerate(self.lr_grid):
+            check_positive(f"lr_grid[{i}]", lr)
+            # the run directory names the rate: two rates must not share it
+            run = Point(PointKind.SCRATCH, self.presets[0], self.downstream[0], 1, lr).directory
+            name = run.rsplit("-", 1)[-1]
+            if run in runs:
+                raise ValueError(
+                    f"lr_grid: {runs[run]!r} and {lr!r} would share the run directories "
+                    f"*-{name}; make them differ in their first 6 significant digits"
+                )
+            runs[run] = lr
 
     # -- files -----------------------------------------------------------------------------------
     def data_seed(self, task: str, split: str) -> int:
@@ -206,8 +236,22 @@ class Study:
 
 
 def _check_name(what: str, name: str) -> None:
-    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise ValueError(f"{what} may use only letters, digits, '-', '_' and '.', got {name!r}")
+    """A name that is safe as a file or directory name (it becomes one)."""
+    if not (name and name[0].isalnum() and all(ch.isalnum() or ch in "-_." for ch in name)):
+        raise ValueError(
+            f"{what} may use only letters, digits, '-', '_' and '.' (starting with a letter or "
+            f"digit), got {name!r}"
+        )
+
+
+def _check_list(name: str, values: tuple) -> None:
+    """At least one entry, each once (an entry names a run, a file or a row of the results)."""
+    check_nonempty(name, values)
+    seen = []
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{name} lists {v!r} twice; give each entry once, got {list(values)}")
+        seen.append(v)
 
 
 def _plain(value):
@@ -325,7 +369,13 @@ def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Stud
         ValueError: unreadable file, unknown key/preset/system/task/strategy, bad value.
     """
     path = Path(source)
-    data = json.loads(path.read_text()) if path.suffix == ".json" else _read_toml(source)
+    if path.suffix == ".json":  # a sweep's study.json
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{path} is not valid JSON (a corrupt study file)") from None
+    else:
+        data = _read_toml(source)
     for text in overrides:
         keys, value = parse_override(text)
         node = data

@@ -31,8 +31,14 @@ def _submitit():
 
 
 def _slurm(jobs: int, folder: Path, slurm: Mapping[str, Any]):
-    executor = _submitit().AutoExecutor(folder=folder, cluster="slurm")
-    executor.update_parameters(**slurm)
+    submitit = _submitit()
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor.update_parameters(**slurm)
+    # no srun here (RuntimeError), or parameters submitit refuses (it raises all of these)
+    except (RuntimeError, ValueError, NameError, AssertionError, TypeError) as e:
+        lines = str(e).strip().splitlines()
+        raise ValueError(f"executor 'slurm': {lines[0] if lines else type(e).__name__}") from None
     return executor
 
 
@@ -67,15 +73,21 @@ def make_executor(
         down), or a submitit executor.
 
     Raises:
-        ValueError: an unknown name (the valid ones are listed) or ``jobs`` < 1.
+        ValueError: an unknown name (the valid ones are listed), ``jobs`` < 1, or for "slurm"
+            no srun on this machine or parameters submitit refuses.
     """
     check_executor(name, jobs)
     return EXECUTORS[name](jobs, Path(folder), slurm or {})
 
 
-def check_executor(name: str, jobs: int = 1) -> None:
-    """Raise the ValueError of :func:`make_executor` for a bad name or ``jobs``; make nothing."""
+def check_executor(name: str, jobs: int = 1, slurm: Mapping[str, Any] | None = None) -> None:
+    """Raise the ValueError of :func:`make_executor` (a bad name or ``jobs``; for "slurm", no
+    srun on this machine or parameters submitit refuses); create nothing."""
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
-    if not (isinstance(jobs, int) and jobs >= 1):
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if name == "slurm":
+        # submitit's SLURM executor writes nothing until a job is submitted: made and dropped
+        # here, it checks srun and the parameters by submitit's own rules
+        _slurm(jobs, Path("submitit"), slurm or {})

@@ -12,6 +12,12 @@ A sweep directory holds::
 A point is finished when its ``point.json`` exists (its test errors, written last); a rerun
 skips finished points and resumes unfinished runs from their saved state. Points run inline,
 in local processes, or as submitit jobs on SLURM: see :mod:`scifm.experiments._executors`.
+
+A refused sweep (a bad study, executor or directory) creates nothing: everything that can be
+checked is checked before ``study.json`` is written. A kill at any moment, rerun, ends with
+the same results.csv and ``point.json`` files as an uninterrupted sweep (timings aside). A
+corrupt ``study.json`` or ``point.json`` is a :class:`scifm.RunError` naming the file and
+what to do.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING
 from scifm import data
 from scifm._io import atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar, RunProgress
-from scifm._runs import RunConflict, config_difference
+from scifm._runs import RunConflict, RunError, config_difference
 from scifm.experiments._config import Study
 from scifm.experiments._executors import check_executor, make_executor
 from scifm.experiments._markdown import write_report
@@ -49,8 +55,9 @@ if TYPE_CHECKING:
     import submitit
 
 # keys a rerun may change in an existing sweep: they only add or drop points, each of which
-# has its own directory (n_values may not grow beyond the downstream training sets)
-EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid")
+# has its own directory (n_values may not grow beyond the downstream training sets), or say
+# where the points run (slurm)
+EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid", "slurm")
 
 
 def plan(study: Study) -> tuple[list[Point], list[Point]]:
@@ -74,8 +81,44 @@ def plan(study: Study) -> tuple[list[Point], list[Point]]:
     return first, second
 
 
+STUDY, POINT = "study.json", "point.json"
+
+
 def data_path(sweep: Path, task: str, split: str) -> Path:
     return sweep / "data" / f"{task}-{split}.h5"
+
+
+def _read_json(path: Path, todo: str) -> dict:
+    """The JSON object in ``path``; anything else is a :class:`RunError` saying ``todo``."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{path} is not valid JSON (a corrupt file); {todo}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path} does not hold a JSON object (a corrupt file); {todo}")
+    return value
+
+
+def _training_set_size(sweep: Path, study: Study) -> int | None:
+    """The samples of the smallest downstream training set ``sweep`` holds (None: none yet)."""
+    sizes = []
+    for task in study.downstream:
+        path = data_path(sweep, task, "train")
+        if path.exists():
+            with data.open(path) as ds:
+                sizes.append(len(ds))
+    return min(sizes, default=None)
+
+
+def _saved_study(sweep: Path) -> Study:
+    """The study of the prepared sweep ``sweep`` (its ``study.json``)."""
+    path = sweep / STUDY
+    todo = f"restore it or delete {sweep} to start over"
+    saved = _read_json(path, todo)
+    try:
+        return Study.from_dict(saved)
+    except ValueError as e:
+        raise RunError(f"{path} does not hold a valid study ({e}); {todo}") from None
 
 
 def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | None = None) -> Path:
@@ -86,29 +129,41 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
     kept, and ``study.json`` becomes the new study.
 
     Raises:
-        ValueError: ``sweep`` holds another study, or is a non-empty directory of something else.
+        RunConflict: ``sweep`` holds another study, training sets smaller than ``n_values``
+            need, or is a file or a non-empty directory of something else. Nothing is written.
+        RunError: ``sweep`` holds a corrupt ``study.json``.
     """
     sweep = Path(sweep)
-    saved = sweep / "study.json"
+    saved = sweep / STUDY
+    if sweep.exists() and not sweep.is_dir():
+        raise RunConflict(f"{sweep} is a file, not a sweep directory")
     if saved.exists():
-        old = json.loads(saved.read_text())
+        old = _read_json(saved, f"restore it or delete {sweep} to start over")
         new = study.to_dict()
         keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fixed = [k for k in keys if k not in EXTENSIBLE]
         if fixed:
             pick = lambda d: {k: d.get(k) for k in fixed}  # noqa: E731
             difference = "; ".join(config_difference(pick(old), pick(new)))
+            try:
+                Study.from_dict(old)
+            except ValueError as e:  # saved by an older scifm that let it through
+                raise RunConflict(
+                    f"{sweep} holds another study ({difference}), itself one no sweep can run "
+                    f"({e}); delete {sweep} to start over"
+                ) from None
             raise RunConflict(f"{sweep} holds another study ({difference})")
-        if max(study.n_values) > max(old["n_values"]):
+        have = _training_set_size(sweep, study)
+        if have is not None and max(study.n_values) > have:
             raise RunConflict(
-                f"{sweep} has downstream training sets of {max(old['n_values'])} samples; "
-                f"n_values up to {max(study.n_values)} need a new sweep directory"
+                f"{sweep} has downstream training sets of {have} samples; n_values up to "
+                f"{max(study.n_values)} need a new sweep directory"
             )
         if keys:  # a grid extended (or narrowed): finished points are kept, new ones run
             atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
     elif sweep.exists() and any(sweep.iterdir()):
         raise RunConflict(f"{sweep} exists and is not a scifm sweep")
-    else:
+    else:  # the study was checked when it was made: nothing below refuses it
         sweep.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, json.dumps(study.to_dict(), indent=2) + "\n")
     (sweep / "data").mkdir(exist_ok=True)
@@ -143,10 +198,10 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
     """
     progress = NoProgress() if progress is None else progress
     sweep = Path(sweep)
-    study = Study.from_dict(json.loads((sweep / "study.json").read_text()))
+    study = _saved_study(sweep)
     p = Point(**point)
     run = sweep / p.directory
-    done = run / "point.json"
+    done = run / POINT
     finished = _finished(sweep, p)
     if finished is not None:
         return finished
@@ -206,8 +261,8 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
                 sharding=data_parallel(),
                 progress=progress,
             )
-            plot_curves(run)
-        fitted = json.loads((run / "result.json").read_text())
+        plot_curves(run)  # also when a kill came between the run's result and point.json
+        fitted = _read_json(run / "result.json", f"delete {run} to train that point again")
         best, _ = load(run)
         result.update(
             val_rel_l2=fitted["best_val_rel_l2"],
@@ -226,9 +281,19 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
 
 
 def _finished(sweep: Path, p: Point) -> dict | None:
-    """The ``point.json`` of a finished point, else None."""
-    path = sweep / p.directory / "point.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The ``point.json`` of a finished point, else None.
+
+    Raises:
+        RunError: the file is corrupt (it says to delete it: the rerun redoes the point).
+    """
+    path = sweep / p.directory / POINT
+    if not path.exists():
+        return None
+    todo = "delete it and rerun the sweep to redo that point"
+    result = _read_json(path, todo)
+    if result.get("status") not in {s.value for s in Status}:
+        raise RunError(f"{path} holds no point status (a corrupt file); {todo}")
+    return result
 
 
 def execute(
@@ -317,10 +382,12 @@ def sweep(
         The path of report.md (beside results.csv and the plots).
 
     Raises:
-        ValueError: bad executor/jobs, or ``out`` holds another study.
+        ValueError: bad executor/jobs (nothing is created); :class:`scifm.RunConflict` (a
+            ValueError) when ``out`` holds another study; :class:`scifm.RunError` when a
+            ``study.json`` or ``point.json`` there is corrupt.
         RuntimeError: points failed (the finished ones are kept; a rerun retries the rest).
     """
-    check_executor(executor, jobs)  # before any data is generated
+    check_executor(executor, jobs, study.slurm)  # before anything is created
     start = time.perf_counter()
     display = Display(progress)
     pool = None

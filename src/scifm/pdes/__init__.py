@@ -9,6 +9,7 @@ from scifm.pdes._advdiff import advection_ratio as advection_ratio
 from scifm.pdes._advdiff import advection_speed as advection_speed
 from scifm.pdes._base import AbstractPDESystem as AbstractPDESystem
 from scifm.pdes._base import Samples as Samples
+from scifm.pdes._base import check_resolution as check_resolution
 from scifm.pdes._helmholtz import Helmholtz as Helmholtz
 from scifm.pdes._helmholtz import resonances as resonances
 from scifm.pdes._poisson import Poisson as Poisson
@@ -42,6 +43,7 @@ __all__ = [
     "Samples",
     "advection_ratio",
     "advection_speed",
+    "check_resolution",
     "get_system",
     "resonances",
     "solve",
