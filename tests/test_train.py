@@ -1,4 +1,5 @@
-"""Training, evaluation, checkpoints and resumption, mostly through the real CLI (float32)."""
+"""Training, evaluation, checkpoints and resumption, mostly through the CLI in float32 (in
+this process, or a real one where a kill or the environment needs it)."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import jax
@@ -14,8 +16,23 @@ import numpy as np
 import pytest
 
 from scifm import data, models, pdes, train
+from scifm.cli import main
 
 TIMING = {"seconds", "samples_per_s"}
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)``: the `scifm` command in this process, in float32 as from a shell."""
+
+    def run(*args):
+        capsys.readouterr()
+        with jax.enable_x64(False):
+            code = main(list(args))
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run
 
 
 def scifm(*args, env=None):
@@ -41,10 +58,10 @@ def _metrics(run):
 
 
 @pytest.mark.slow
-def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path):
+def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path, cli):
     tr, va = poisson
     run = tmp_path / "run"
-    r = scifm(
+    r = cli(
         "train",
         "--train",
         tr,
@@ -67,7 +84,7 @@ def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["preset"] == "fno-64k" and config["n_train"] == 256
     # evaluation reproduces the best validation error from the saved checkpoint
-    r = scifm("evaluate", str(run), "--data", va)
+    r = cli("evaluate", str(run), "--data", va)
     assert r.returncode == 0, r.stderr
     (written,) = run.glob("eval-val-*.json")  # named after the file and its full path
     evaluated = json.loads(written.read_text())
@@ -77,7 +94,7 @@ def test_small_model_learns_poisson_well_below_predicting_zero(poisson, tmp_path
 
 
 @pytest.mark.slow
-def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
+def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path, cli):
     tr, va = poisson
     args = [
         "--train",
@@ -96,7 +113,7 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
         "0",
     ]
     whole = tmp_path / "whole"
-    assert scifm("train", *args, "--out", str(whole)).returncode == 0
+    assert cli("train", *args, "--out", str(whole)).returncode == 0
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -126,30 +143,30 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(poisson, tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_finished_or_foreign_run_directories_are_refused(poisson, tmp_path):
+def test_finished_or_foreign_run_directories_are_refused(poisson, tmp_path, cli):
     tr, va = poisson
     args = ["--train", tr, "--val", va, "--model", "fno-64k", "--epochs", "1", "--n", "32"]
     run = tmp_path / "run"
-    assert scifm("train", *args, "--out", str(run)).returncode == 0
-    r = scifm("train", *args, "--out", str(run))
+    assert cli("train", *args, "--out", str(run)).returncode == 0
+    r = cli("train", *args, "--out", str(run))
     assert r.returncode == 2 and "finished run" in r.stderr
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    r = scifm("train", *args, "--out", str(other))
+    r = cli("train", *args, "--out", str(other))
     assert r.returncode == 2 and "not a scifm run directory" in r.stderr
 
 
-def test_init_from_another_run_and_mismatches(poisson, tmp_path):
+def test_init_from_another_run_and_mismatches(poisson, tmp_path, cli):
     tr, va = poisson
     base = ["--train", tr, "--val", va, "--epochs", "1", "--n", "32"]
     pre = tmp_path / "pre"
-    assert scifm("train", *base, "--model", "fno-64k", "--out", str(pre)).returncode == 0
+    assert cli("train", *base, "--model", "fno-64k", "--out", str(pre)).returncode == 0
     ft = tmp_path / "ft"
-    r = scifm("train", *base, "--init", str(pre), "--out", str(ft))
+    r = cli("train", *base, "--init", str(pre), "--out", str(ft))
     assert r.returncode == 0, r.stderr
     assert json.loads((ft / "config.json").read_text())["init"] == str(pre)
-    r = scifm("train", *base, "--init", str(pre), "--model", "fno-1m", "--out", str(tmp_path / "x"))
+    r = cli("train", *base, "--init", str(pre), "--model", "fno-1m", "--out", str(tmp_path / "x"))
     assert r.returncode == 2
     assert "preset fno-64k" in r.stderr and "width 16 vs 32" in r.stderr
     assert not (tmp_path / "x").exists()

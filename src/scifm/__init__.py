@@ -9,7 +9,8 @@ atomic writes and figures (``_io``), progress display (``_progress``).
 
 __version__ = "0.1.0"
 
-from scifm._progress import NoProgress as NoProgress  # noqa: E402 - after __version__
+from scifm._checks import UserError as UserError  # noqa: E402 - after __version__
+from scifm._progress import NoProgress as NoProgress  # noqa: E402
 from scifm._progress import RunBar as RunBar  # noqa: E402
 from scifm._progress import RunProgress as RunProgress  # noqa: E402
 from scifm._runs import DivergenceError as DivergenceError  # noqa: E402
@@ -25,5 +26,6 @@ __all__ = [
     "RunError",
     "RunFinished",
     "RunProgress",
+    "UserError",
     "__version__",
 ]

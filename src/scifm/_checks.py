@@ -14,26 +14,34 @@ from typing import Any
 import numpy as np
 
 
+class UserError(ValueError):
+    """A value a user gave (an argument, an option, a file's contents) that scifm refuses.
+
+    Every deliberate refusal in scifm raises this (or an ``OSError`` for paths); the CLI prints
+    it as one line with exit status 2. Any other exception is a bug and keeps its traceback.
+    """
+
+
 def check_count(name: str, value: Any, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum`` (``bool`` is not one)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def check_positive(name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number > 0 (NaN is refused)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise UserError(f"{name} must be a finite number > 0, got {value!r}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise UserError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 def check_non_negative(name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number >= 0 (NaN is refused)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def check_counts(name: str, values: Iterable[Any]) -> tuple:
@@ -41,7 +49,7 @@ def check_counts(name: str, values: Iterable[Any]) -> tuple:
     values = check_nonempty(name, values)
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"{name} must be integers >= 1, got {v!r} in {values!r}")
+            raise UserError(f"{name} must be integers >= 1, got {v!r} in {values!r}")
     return values
 
 
@@ -49,5 +57,5 @@ def check_nonempty(name: str, values: Iterable[Any]) -> tuple:
     """Raise ``ValueError`` if ``values`` is empty; returns it as a tuple."""
     values = tuple(values)
     if not values:
-        raise ValueError(f"{name} must list at least one value, got none")
+        raise UserError(f"{name} must list at least one value, got none")
     return values

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from scifm._checks import UserError
+
 if TYPE_CHECKING:  # matplotlib is imported only by the code that draws
     from matplotlib.figure import Figure
 
@@ -72,7 +74,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            raise ValueError(f"{path} line {number} is not JSON (a corrupt file)") from None
+            raise UserError(f"{path} line {number} is not JSON (a corrupt file)") from None
     return rows
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scifm import __version__
+from scifm._checks import UserError
 from scifm._io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -43,7 +44,7 @@ WEIGHTS, MODEL = "checkpoint.eqx", "model.json"
 PROVENANCE = ("scifm_version", "git_revision")
 
 
-class RunError(ValueError):
+class RunError(UserError):
     """A run directory cannot be used as asked (another configuration, a foreign directory,
     a corrupt file). The message says what is wrong and what to do."""
 

@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.models import PRESETS, Normalizer, OperatorModel, get_preset
 from scifm.train import STRATEGIES, get_loss, get_strategy, make_optimizer, make_train_step
 
@@ -83,7 +84,7 @@ def _check_resolution(preset: str, resolution) -> None:
     check_count("resolution", resolution)
     modes = get_preset(preset).modes
     if 2 * modes > resolution:
-        raise ValueError(
+        raise UserError(
             f"{preset} has {modes} modes, so resolution must be >= {2 * modes}, got {resolution}"
         )
 

@@ -23,6 +23,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from scifm._checks import UserError
+
 from .._checks import check_count, check_counts, check_nonempty
 from . import _report as fmt
 from ._measure import machine, peak_rss_mib, xla_memory_bytes
@@ -191,20 +193,20 @@ def bench_pinn(
 
     for op in check_nonempty("operators", operators):
         if op not in OPERATOR_PDES:
-            raise ValueError(f"unknown operator {op!r}; valid: {', '.join(OPERATOR_PDES)}")
+            raise UserError(f"unknown operator {op!r}; valid: {', '.join(OPERATOR_PDES)}")
     dims = check_counts("dims", dims)
     for op in operators:
         if min(dims) < MIN_DIMS[op]:
-            raise ValueError(f"{op} needs dims >= {MIN_DIMS[op]}, got {min(dims)}")
+            raise UserError(f"{op} needs dims >= {MIN_DIMS[op]}, got {min(dims)}")
     for name, value in [
         ("num_samples", num_samples), ("batch_size", batch_size), ("width", width),
         ("depth", depth), ("repeats", repeats),
     ]:  # fmt: skip
         check_count(name, value)
     if not (isinstance(min_seconds, int | float) and min_seconds >= 0):
-        raise ValueError(f"min_seconds must be a number >= 0, got {min_seconds!r}")
+        raise UserError(f"min_seconds must be a number >= 0, got {min_seconds!r}")
     if not (isinstance(timeout_s, int | float) and 0 < timeout_s < math.inf):
-        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        raise UserError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     objects = {
         e: pinn.make_estimator(e, num_samples) for e in check_nonempty("estimators", estimators)
     }

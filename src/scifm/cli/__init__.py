@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from scifm import DivergenceError, RunConflict, __version__
+from scifm import DivergenceError, RunConflict, UserError, __version__
 from scifm.cli import bench, data, pinn, study, train
 
 app = typer.Typer(
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunConflict as e:  # the library names the directory; the CLI names the flag
         print(f"scifm: error: {e}; choose another --out", file=sys.stderr)
         return 2
-    except (DivergenceError, ValueError, FileExistsError, FileNotFoundError, OSError) as e:
+    except (UserError, DivergenceError, OSError) as e:  # anything else is a bug: traceback
         print(f"scifm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import typer
 
+from scifm._checks import UserError
+
 
 def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
     """Parse ``LO,HI`` into two floats; one line of error otherwise."""
@@ -24,7 +26,7 @@ def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
             raise ValueError
         return float(parts[0]), float(parts[1])
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"{option} takes LO,HI (two numbers separated by a comma), got {text!r}"
         ) from None
 
@@ -33,7 +35,7 @@ def _integer(text: str) -> int:
     """An integer written plainly or in float notation (``100000`` or ``1e5``), never truncated."""
     value = float(text)
     if not value.is_integer():
-        raise ValueError(text)
+        raise UserError(text)
     return int(value)
 
 
@@ -46,7 +48,7 @@ def parse_list(option: str, text: str, cast: Callable = str) -> tuple:
     try:
         return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
     except (ValueError, OverflowError):
-        raise ValueError(f"{option} takes a comma-separated list, got {text!r}") from None
+        raise UserError(f"{option} takes a comma-separated list, got {text!r}") from None
 
 
 def _number(value, low: float, open_low: bool) -> float:

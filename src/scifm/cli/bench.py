@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typer
 
+from scifm._checks import UserError
 from scifm.cli._parse import parse_list
 
 app = typer.Typer(help="Benchmarks: print a table and write JSON.", no_args_is_help=True)
@@ -38,7 +39,7 @@ def _list(option: str, text: str, cast=str) -> tuple:
     """A comma-separated option with at least one value."""
     values = parse_list(option, text, cast)
     if not values:
-        raise ValueError(
+        raise UserError(
             f"{option} takes a comma-separated list of at least one value, got {text!r}"
         )
     return values

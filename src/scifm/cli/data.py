@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from scifm._checks import UserError
 from scifm.cli._parse import parse_range
 
 
@@ -18,11 +19,11 @@ def _system_options(system: str, eig, ratio, omega, integer_omega: bool) -> dict
             continue
         if flag not in accepted.get(system, set()):
             valid = ", ".join(sorted(accepted.get(system, ()))) or "none"
-            raise ValueError(f"{flag} does not apply to {system} (its range options: {valid})")
+            raise UserError(f"{flag} does not apply to {system} (its range options: {valid})")
         options[names[flag]] = parse_range(flag, text)
     if integer_omega:
         if system != "helmholtz":
-            raise ValueError(f"--integer-omega applies to helmholtz only, not {system}")
+            raise UserError(f"--integer-omega applies to helmholtz only, not {system}")
         options["integer_omega"] = True
     return options
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from scifm._checks import UserError
 from scifm.cli._parse import non_negative, positive
 
 
@@ -73,7 +74,7 @@ def train(
     strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
     loss_fn = train_lib.get_loss(loss)
     if init is None and finetune != "full":
-        raise ValueError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
+        raise UserError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     # the run's configuration names files by what they are, not by how their path was typed
     train_path, val_path = str(Path(train_path).resolve()), str(Path(val_path).resolve())
     init = str(Path(init).resolve()) if init is not None else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.data._reader import PDEDataset, grid_text, square_side
 from scifm.data._reader import open as open_dataset
 from scifm.pdes import COEFFICIENT_NAMES
@@ -37,12 +38,12 @@ class FieldSet:
         label = self.name or "FieldSet"
         f, u, c = tuple(self.inputs.shape), tuple(self.outputs.shape), np.shape(self.coefficients)
         if len(f) != 4 or f[1] != 1 or u != f:
-            raise ValueError(
+            raise UserError(
                 f"{label}: sources {f} and solutions {u}; expected both (N, 1, H, W) with the "
                 "same N, H and W"
             )
         if len(c) != 2 or c[1] != len(COEFFICIENT_NAMES) or c[0] > f[0]:
-            raise ValueError(
+            raise UserError(
                 f"{label}: coefficients {c} for {f[0]} samples; expected (N, "
                 f"{len(COEFFICIENT_NAMES)}) with N <= {f[0]}"
             )
@@ -68,7 +69,7 @@ class FieldSet:
         try:
             n = len(ds) if limit is None else int(limit)
             if not 1 <= n <= len(ds):
-                raise ValueError(
+                raise UserError(
                     f"{path} holds {len(ds)} samples; cannot take {limit} (between 1 and {len(ds)})"
                 )
             size = 2 * n * int(np.prod(ds.inputs.shape[1:])) * 4
@@ -93,11 +94,11 @@ class FieldSet:
         In-memory parts are copied into one array; lazily read parts stay lazy.
         """
         if not parts:
-            raise ValueError("concatenate needs at least one FieldSet")
+            raise UserError("concatenate needs at least one FieldSet")
         grids = {p.grid for p in parts}
         if len(grids) > 1:
             shown = ", ".join(grid_text(g) for g in sorted(grids))
-            raise ValueError(f"cannot mix fields on different grids: {shown}")
+            raise UserError(f"cannot mix fields on different grids: {shown}")
         name = name or " + ".join(p.name for p in parts)
         coefficients = np.concatenate([p.coefficients for p in parts])
         if all(isinstance(p.inputs, np.ndarray) for p in parts):
@@ -147,11 +148,11 @@ class FieldSet:
 
     def check_finite(self, chunk: int = 1024) -> None:
         if not np.isfinite(self.coefficients).all():
-            raise ValueError(f"{self.name}: coefficients contain NaN or Inf")
+            raise UserError(f"{self.name}: coefficients contain NaN or Inf")
         for lo in range(0, len(self), chunk):
             f, _, u = self.take(np.arange(lo, min(lo + chunk, len(self))))
             if not (np.isfinite(f).all() and np.isfinite(u).all()):
-                raise ValueError(f"{self.name}: fields contain NaN or Inf near sample {lo}")
+                raise UserError(f"{self.name}: fields contain NaN or Inf near sample {lo}")
 
     def close(self) -> None:
         if self._dataset is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.data._schema import FORMAT, FORMAT_VERSION, REFERENCE_TENSOR_WIDTHS, Layout
 from scifm.pdes import COEFFICIENT_NAMES
 
@@ -46,7 +47,7 @@ def _layout(path: Path, f: h5py.File) -> Layout:
     if keys & {"fields", "tensor"}:
         return Layout.REFERENCE
     known = "; ".join(f"{layout.value}: {layout.datasets}" for layout in Layout)
-    raise ValueError(
+    raise UserError(
         f"{path} matches no known dataset layout: it holds {sorted(keys) or 'nothing'}; "
         f"known layouts are {known}"
     )
@@ -55,15 +56,15 @@ def _layout(path: Path, f: h5py.File) -> Layout:
 def _dataset(path: Path, f: h5py.File, layout: Layout, name: str) -> h5py.Dataset:
     """``f[name]``, a dataset of real numbers; else a ValueError naming what the layout needs."""
     if name not in f:
-        raise ValueError(
+        raise UserError(
             f"{path}: the {layout.value} layout needs a dataset {name!r}, which the file lacks "
             f"(it holds {sorted(f.keys())}); expected {layout.datasets}"
         )
     d = f[name]
     if not isinstance(d, h5py.Dataset):
-        raise ValueError(f"{path}: {name!r} is a group, not a dataset; expected {layout.datasets}")
+        raise UserError(f"{path}: {name!r} is a group, not a dataset; expected {layout.datasets}")
     if d.dtype.kind not in "fiu":
-        raise ValueError(f"{path}: {name} holds {d.dtype}, not real numbers (expected float32)")
+        raise UserError(f"{path}: {name} holds {d.dtype}, not real numbers (expected float32)")
     return d
 
 
@@ -72,15 +73,15 @@ def _check_fields(path: Path, layout: Layout, d: h5py.Dataset, channels: int, wh
     name = d.name.lstrip("/")
     expected = f"(N, {channels}, H, W): {what} on an H x W grid"
     if d.ndim != 4 or d.shape[1] != channels:
-        raise ValueError(
+        raise UserError(
             f"{path}: {name} has shape {d.shape}; the {layout.value} layout needs {expected}"
         )
     if d.shape[0] == 0:
-        raise ValueError(
+        raise UserError(
             f"{path} holds no samples ({name} has shape {d.shape}); a dataset needs N >= 1"
         )
     if 0 in d.shape[2:]:
-        raise ValueError(f"{path}: {name} has an empty grid, shape {d.shape}; expected {expected}")
+        raise UserError(f"{path}: {name} has an empty grid, shape {d.shape}; expected {expected}")
 
 
 def _check_rows(
@@ -90,16 +91,16 @@ def _check_rows(
     name = d.name.lstrip("/")
     expected = f"({n}, {columns}): {what}"
     if d.ndim != 2:
-        raise ValueError(
+        raise UserError(
             f"{path}: {name} has shape {d.shape}; the {layout.value} layout needs {expected}"
         )
     if d.shape[0] != n:
-        raise ValueError(
+        raise UserError(
             f"{path}: {name} has {d.shape[0]} rows for {n} samples; the {layout.value} layout "
             f"needs one row per sample, {expected}"
         )
     if isinstance(columns, int) and d.shape[1] != columns:
-        raise ValueError(
+        raise UserError(
             f"{path}: {name} has {d.shape[1]} columns; the {layout.value} layout needs {expected}"
         )
 
@@ -107,7 +108,7 @@ def _check_rows(
 def _names(path: Path, d: h5py.Dataset) -> list[str]:
     name = d.name.lstrip("/")
     if "names" not in d.attrs:
-        raise ValueError(f"{path}: {name} has no attribute 'names' (its column names)")
+        raise UserError(f"{path}: {name} has no attribute 'names' (its column names)")
     return [str(_plain(x)) for x in np.atleast_1d(d.attrs["names"])]
 
 
@@ -154,7 +155,7 @@ class PDEDataset:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
-            raise ValueError(f"{self.path} is not a readable HDF5 file ({e})") from None
+            raise UserError(f"{self.path} is not a readable HDF5 file ({e})") from None
         try:
             f = self._file
             self.attrs = {k: _plain(v) for k, v in f.attrs.items()}
@@ -164,7 +165,7 @@ class PDEDataset:
             else:
                 self._open_reference(f)
             if system is not None and self.system not in (None, system):
-                raise ValueError(f"{self.path} holds system {self.system!r}, not {system!r}")
+                raise UserError(f"{self.path} holds system {self.system!r}, not {system!r}")
         except BaseException:
             self.close()
             raise
@@ -177,7 +178,7 @@ class PDEDataset:
         )
         _check_fields(path, layout, inputs, 1, "one source field per sample")
         if outputs.shape != inputs.shape:
-            raise ValueError(
+            raise UserError(
                 f"{path}: outputs has shape {outputs.shape} but inputs {inputs.shape}; the scifm "
                 f"layout needs both (N, 1, H, W) with the same N, H and W"
             )
@@ -187,29 +188,29 @@ class PDEDataset:
         )
         _check_rows(path, layout, parameters, n, "Q", "the physics parameters of each sample")
         if self.attrs.get("format") != FORMAT:
-            raise ValueError(
+            raise UserError(
                 f"{path} is not a scifm dataset: attribute format is "
                 f"{self.attrs.get('format')!r}, expected {FORMAT!r} (as scifm generate writes)"
             )
         if self.attrs.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
+            raise UserError(
                 f"{path}: format version {self.attrs.get('format_version')!r}; this scifm reads "
                 f"version {FORMAT_VERSION}"
             )
         if not self.attrs.get("complete", False):
             written = self.attrs.get("n_written", "?")
-            raise ValueError(
+            raise UserError(
                 f"{path} is not a complete scifm dataset ({written} of {n} samples written); "
                 "rerun the scifm generate command that wrote it to finish it"
             )
         names = _names(path, coefficients)
         if tuple(names) != COEFFICIENT_NAMES:
-            raise ValueError(
+            raise UserError(
                 f"{path}: coefficient columns {names}, expected {list(COEFFICIENT_NAMES)}"
             )
         parameter_names = _names(path, parameters)
         if len(parameter_names) != parameters.shape[1]:
-            raise ValueError(
+            raise UserError(
                 f"{path}: parameters has {parameters.shape[1]} columns but names "
                 f"{parameter_names}; expected one name per column"
             )
@@ -228,7 +229,7 @@ class PDEDataset:
         _check_rows(path, layout, tensor, n, "P", f"P one of {widths}")
         p = tensor.shape[1]
         if p not in REFERENCE_TENSOR_WIDTHS:
-            raise ValueError(
+            raise UserError(
                 f"{path}: tensor has {p} columns, which names no system; the reference layout "
                 f"knows P = {widths}"
             )
@@ -238,7 +239,7 @@ class PDEDataset:
         if "other" in f:  # realised advection ratios
             other = _dataset(path, f, layout, "other")
             if other.shape not in ((n,), (n, 1)):
-                raise ValueError(
+                raise UserError(
                     f"{path}: other has shape {other.shape}; the reference layout needs ({n},) "
                     f"or ({n}, 1): the advection ratio psi of each sample"
                 )
@@ -315,7 +316,7 @@ def square_side(grid: tuple[int, int], name: object) -> int:
     """The side of a square ``grid``; ValueError naming ``name`` (a file) if it is not square."""
     h, w = grid
     if h != w:
-        raise ValueError(
+        raise UserError(
             f"{name}: the grid is {h}x{w}, not square; resolution (one side) is defined for "
             "square grids only, use grid (H, W)"
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scifm import pdes
-from scifm._checks import check_count, check_counts, check_nonempty, check_positive
+from scifm._checks import UserError, check_count, check_counts, check_nonempty, check_positive
 from scifm.experiments._points import MethodKind, Point, PointKind
 from scifm.models import get_preset
 from scifm.pdes import check_resolution
@@ -46,13 +46,13 @@ class Task:
         """The PDE system; a wrong option names the valid ones."""
         cls = pdes.SYSTEMS.get(self.system)
         if cls is None:
-            raise ValueError(
+            raise UserError(
                 f"unknown system {self.system!r}; valid systems: {', '.join(pdes.SYSTEMS)}"
             )
         valid = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
         unknown = sorted(set(self.options) - set(valid))
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"unknown option {unknown[0]!r} for system {self.system}; valid options: "
                 f"{', '.join(valid)}"
             )
@@ -141,13 +141,13 @@ class Study:
         check_resolution(self.resolution)  # the rule of `scifm generate`
         check_positive("pretrain.lr", p.lr)
         if not self.tasks:
-            raise ValueError("tasks: define at least one task")
+            raise UserError("tasks: define at least one task")
         for name, task in self.tasks.items():
             _check_name(f"task name {name!r}", name)
             try:
                 task.build()
             except (TypeError, ValueError) as e:
-                raise ValueError(f"tasks.{name}: {e}") from None
+                raise UserError(f"tasks.{name}: {e}") from None
         for where, names in (
             ("pretrain.tasks", p.tasks),
             ("downstream", self.downstream),
@@ -155,11 +155,11 @@ class Study:
             _check_list(where, names)
             for name in names:
                 if name not in self.tasks:
-                    raise ValueError(
+                    raise UserError(
                         f"{where}: unknown task {name!r}; defined tasks: {', '.join(self.tasks)}"
                     )
         if p.proportions and len(p.proportions) != len(p.tasks):
-            raise ValueError(
+            raise UserError(
                 f"pretrain.proportions must be {len(p.tasks)} positive numbers (one per task), "
                 f"got {list(p.proportions)}"
             )
@@ -167,7 +167,7 @@ class Study:
             check_positive(f"pretrain.proportions[{i}]", share)
         empty = [task for task, count in p.counts().items() if count < 1]
         if empty:
-            raise ValueError(
+            raise UserError(
                 f"pretrain.n = {p.n} leaves task {empty[0]!r} without samples; raise pretrain.n "
                 "or that task's share in pretrain.proportions"
             )
@@ -175,14 +175,14 @@ class Study:
         for preset in self.presets:
             spec = get_preset(preset)
             if self.resolution < 2 * spec.modes:
-                raise ValueError(
+                raise UserError(
                     f"preset {preset} keeps {spec.modes} modes; it needs resolution >= "
                     f"{2 * spec.modes}, got {self.resolution}"
                 )
         _check_list("methods", self.methods)
         for method in self.methods:
             if method not in METHODS:
-                raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+                raise UserError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
         _check_list("strategies", self.strategies)
         for strategy in self.strategies:
             get_strategy(strategy)
@@ -197,7 +197,7 @@ class Study:
             run = Point(PointKind.SCRATCH, self.presets[0], self.downstream[0], 1, lr).directory
             name = run.rsplit("-", 1)[-1]
             if run in runs:
-                raise ValueError(
+                raise UserError(
                     f"lr_grid: {runs[run]!r} and {lr!r} would share the run directories "
                     f"*-{name}; make them differ in their first 6 significant digits"
                 )
@@ -238,7 +238,7 @@ class Study:
 def _check_name(what: str, name: str) -> None:
     """A name that is safe as a file or directory name (it becomes one)."""
     if not (name and name[0].isalnum() and all(ch.isalnum() or ch in "-_." for ch in name)):
-        raise ValueError(
+        raise UserError(
             f"{what} may use only letters, digits, '-', '_' and '.' (starting with a letter or "
             f"digit), got {name!r}"
         )
@@ -250,7 +250,7 @@ def _check_list(name: str, values: tuple) -> None:
     seen = []
     for v in values:
         if v in seen:
-            raise ValueError(f"{name} lists {v!r} twice; give each entry once, got {list(values)}")
+            raise UserError(f"{name} lists {v!r} twice; give each entry once, got {list(values)}")
         seen.append(v)
 
 
@@ -265,7 +265,7 @@ def _plain(value):
 def _build(cls, data, where: str):
     """``cls(**data)``, strictly typed; errors name the key and the valid keys."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where.rstrip('.') or 'the study'} must be a table, got {data!r}")
+        raise UserError(f"{where.rstrip('.') or 'the study'} must be a table, got {data!r}")
     if cls is Task:
         data = {
             "system": data.get("system"),
@@ -273,11 +273,11 @@ def _build(cls, data, where: str):
             "options": {k: v for k, v in data.items() if k not in ("system", "shift")},
         }
         if data["system"] is None:
-            raise ValueError(f"{where.rstrip('.')}: a task needs a 'system' key")
+            raise UserError(f"{where.rstrip('.')}: a task needs a 'system' key")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key '{where}{unknown[0]}'; valid keys: {', '.join(fields)}")
+        raise UserError(f"unknown key '{where}{unknown[0]}'; valid keys: {', '.join(fields)}")
     missing = [
         n
         for n, f in fields.items()
@@ -286,7 +286,7 @@ def _build(cls, data, where: str):
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ValueError(f"missing key '{where}{missing[0]}'")
+        raise UserError(f"missing key '{where}{missing[0]}'")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()})
 
@@ -297,11 +297,11 @@ def _coerce(kind, value, where: str):
         return _build(kind, value, where + ".")
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{where} must be a list, got {value!r}")
+            raise UserError(f"{where} must be a list, got {value!r}")
         return tuple(_coerce(args[0], v, where) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where} must be a table, got {value!r}")
+            raise UserError(f"{where} must be a table, got {value!r}")
         return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if kind is Any:
         return value
@@ -309,7 +309,7 @@ def _coerce(kind, value, where: str):
         return float(value)
     if kind in (int, str, bool) and type(value) is kind:
         return value
-    raise ValueError(f"{where} must be {kind.__name__}, got {value!r}")
+    raise UserError(f"{where} must be {kind.__name__}, got {value!r}")
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -323,21 +323,21 @@ def _read_toml(source: str | Path, seen: tuple = ()) -> dict:
     path = Path(source)
     if path.suffix != ".toml" or not path.exists():
         if str(source) not in builtin_studies():
-            raise ValueError(
+            raise UserError(
                 f"no study file {source}; give a .toml path or one of: {', '.join(builtin_studies())}"
             )
         path = Path(str(resources.files("scifm.experiments") / "configs" / f"{source}.toml"))
     if path.resolve() in seen:
-        raise ValueError(f"{path}: circular 'base'")
+        raise UserError(f"{path}: circular 'base'")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path} is not valid TOML: {e}") from None
+        raise UserError(f"{path} is not valid TOML: {e}") from None
     base = data.pop("base", None)
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ValueError(f"{path}: base must be a study name or path, got {base!r}")
+        raise UserError(f"{path}: base must be a study name or path, got {base!r}")
     candidate = path.parent / base
     base_source = candidate if candidate.suffix == ".toml" and candidate.exists() else base
     return _merge(_read_toml(base_source, (*seen, path.resolve())), data)
@@ -354,7 +354,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"pretrain.epochs=5"`` -> (["pretrain", "epochs"], 5); values are TOML (bare words: strings)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"override must look like key.sub=value, got {text!r}")
+        raise UserError(f"override must look like key.sub=value, got {text!r}")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -373,7 +373,7 @@ def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Stud
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{path} is not valid JSON (a corrupt study file)") from None
+            raise UserError(f"{path} is not valid JSON (a corrupt study file)") from None
     else:
         data = _read_toml(source)
     for text in overrides:
@@ -382,6 +382,6 @@ def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Stud
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {text!r}: {k} is not a table")
+                raise UserError(f"override {text!r}: {k} is not a table")
         node[keys[-1]] = value
     return Study.from_dict(data)

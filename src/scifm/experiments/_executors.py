@@ -14,6 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from scifm._checks import UserError
+
 
 def _local(jobs: int, folder: Path, slurm: Mapping[str, Any]):
     if jobs == 1:
@@ -38,7 +40,7 @@ def _slurm(jobs: int, folder: Path, slurm: Mapping[str, Any]):
     # no srun here (RuntimeError), or parameters submitit refuses (it raises all of these)
     except (RuntimeError, ValueError, NameError, AssertionError, TypeError) as e:
         lines = str(e).strip().splitlines()
-        raise ValueError(f"executor 'slurm': {lines[0] if lines else type(e).__name__}") from None
+        raise UserError(f"executor 'slurm': {lines[0] if lines else type(e).__name__}") from None
     return executor
 
 
@@ -84,9 +86,9 @@ def check_executor(name: str, jobs: int = 1, slurm: Mapping[str, Any] | None = N
     """Raise the ValueError of :func:`make_executor` (a bad name or ``jobs``; for "slurm", no
     srun on this machine or parameters submitit refuses); create nothing."""
     if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
+        raise UserError(f"unknown executor {name!r}; valid executors: {', '.join(EXECUTORS)}")
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+        raise UserError(f"jobs must be a positive integer, got {jobs!r}")
     if name == "slurm":
         # submitit's SLURM executor writes nothing until a job is submitted: made and dropped
         # here, it checks srun and the parameters by submitit's own rules

@@ -17,6 +17,8 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
+from scifm._checks import UserError
+
 
 class MethodKind(enum.StrEnum):
     """The three ways to get a downstream model; the values are the study's ``methods``."""
@@ -39,7 +41,7 @@ class Method:
     def __post_init__(self):
         object.__setattr__(self, "kind", MethodKind(self.kind))
         if (self.kind is MethodKind.FINETUNE) != (self.strategy is not None):
-            raise ValueError(f"a strategy is given exactly for fine-tuning, got {self!r}")
+            raise UserError(f"a strategy is given exactly for fine-tuning, got {self!r}")
 
     @classmethod
     def zero_shot(cls) -> Method:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from scifm._checks import UserError
 from scifm._io import atomic_write_text
 from scifm.experiments._config import Study
 from scifm.experiments._points import Method, MethodKind, Point, PointKind, Status
@@ -228,14 +229,14 @@ def read_results(path: str | os.PathLike) -> list[Row]:
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path} is not a scifm results table (no column {missing[0]!r})")
+            raise UserError(f"{path} is not a scifm results table (no column {missing[0]!r})")
         tasks = {
             c: c[len(RETAINED) : -1] for c in header if c.startswith(RETAINED) and c.endswith("]")
         }
         try:
             return [_parse(cells, tasks) for cells in reader]
         except ValueError as e:
-            raise ValueError(f"{path} line {reader.line_num}: {e}") from None
+            raise UserError(f"{path} line {reader.line_num}: {e}") from None
 
 
 def _parse(cells: dict[str, str], tasks: dict[str, str]) -> Row:
@@ -244,7 +245,7 @@ def _parse(cells: dict[str, str], tasks: dict[str, str]) -> Row:
         return None if text == "" else kind(text)
 
     if cells["selected"] not in ("True", "False"):
-        raise ValueError(f"selected must be True or False, got {cells['selected']!r}")
+        raise UserError(f"selected must be True or False, got {cells['selected']!r}")
     return Row(
         preset=cells["preset"],
         task=cells["task"],

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from scifm._checks import UserError
+
 
 class Pointwise(eqx.Module):
     """A linear map over channels applied at every grid point: ``(C_in, H, W) -> (C_out, H, W)``."""
@@ -61,7 +63,7 @@ class SpectralConv2d(eqx.Module):
         _, h, w = x.shape
         m = self.modes
         if h < 2 * m or w // 2 + 1 < m:
-            raise ValueError(f"a {h}x{w} grid cannot hold {m} Fourier modes; need H, W >= {2 * m}")
+            raise UserError(f"a {h}x{w} grid cannot hold {m} Fourier modes; need H, W >= {2 * m}")
         xf = jnp.fft.rfft2(x, norm="ortho")  # (cin, h, w//2+1)
         kept = jnp.stack([xf[:, :m, :m], xf[:, h - m :, :m]])  # (2, cin, m, m)
         weight = jax.lax.complex(self.weight[0], self.weight[1])  # (2, m, m, cin, cout)
@@ -114,7 +116,7 @@ class FNO(eqx.Module):
             ("layers", layers),
         ):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         keys = jax.random.split(key, 2 * layers + 3)
         lifted = in_channels + (2 if grid else 0)
         self.lift = Pointwise(lifted, width, key=keys[0])
@@ -127,7 +129,7 @@ class FNO(eqx.Module):
 
     def __call__(self, x: Float[Array, "cin h w"]) -> Float[Array, "cout h w"]:
         if x.ndim != 3 or x.shape[0] != self.in_channels:
-            raise ValueError(f"FNO expects one sample ({self.in_channels}, H, W), got {x.shape}")
+            raise UserError(f"FNO expects one sample ({self.in_channels}, H, W), got {x.shape}")
         if self.grid:
             _, h, w = x.shape
             gx, gy = jnp.meshgrid(jnp.arange(h) / h, jnp.arange(w) / w, indexing="ij")

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from ..operators import MAX_TAYLOR_ORDER, AbstractSplitFunction, tanh_derivatives, taylor_compose
 
 
@@ -35,7 +37,7 @@ class MLP(AbstractSplitFunction):
 
     def __init__(self, in_size: int, width: int = 128, depth: int = 4, *, key: Array, dtype=None):
         if in_size < 1 or width < 1 or depth < 1:
-            raise ValueError(
+            raise UserError(
                 f"in_size, width and depth must be >= 1, got {in_size}, {width}, {depth}"
             )
         dtype = dtype or jnp.zeros(()).dtype

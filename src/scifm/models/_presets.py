@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import equinox as eqx
 import jax
 
+from scifm._checks import UserError
 from scifm.models._fno import FNO, count_parameters
 
 
@@ -57,5 +58,5 @@ PRESETS: dict[str, FNOPreset] = {
 def get_preset(name: str) -> FNOPreset:
     """The preset called ``name``; unknown names list the valid ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        raise UserError(f"unknown model preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[name]

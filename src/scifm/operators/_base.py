@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from ._linear import LinearOperator, jet_tables
 from ._sampling import random_subset
 from ._split import sparse_derivatives
@@ -46,7 +48,7 @@ class AbstractEstimator(eqx.Module):
 
     def linear(self, op: LinearOperator, fn: ScalarFn, x: Array, *, key: Array) -> Array:
         """Estimate ``op`` applied to ``fn`` at ``x``."""
-        raise ValueError(
+        raise UserError(
             f"{type(self).__name__} estimates only the Laplacian and the biharmonic; for a "
             "general LinearOperator use Exact(), SDGD(...) or STDE(...)"
         )
@@ -74,7 +76,7 @@ class AbstractEstimator(eqx.Module):
 
 def _check_point(x: Array) -> None:
     if x.ndim != 1:
-        raise ValueError(
+        raise UserError(
             f"x must be one point of shape (d,), got shape {x.shape}; use jax.vmap for batches"
         )
 

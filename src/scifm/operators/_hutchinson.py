@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from ._base import AbstractEstimator, ScalarFn
 
 
@@ -40,7 +42,7 @@ class Hutchinson(AbstractEstimator):
 
     def __check_init__(self):
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def dense_vectors(self, order: int) -> int:
         return self.num_samples * order

@@ -11,6 +11,8 @@ import equinox as eqx
 import numpy as np
 from jax import Array
 
+from scifm._checks import UserError
+
 
 class LinearOperator(eqx.Module):
     """``L u(x) = sum_t coef_t * d^k u / (dx_{i_1} ... dx_{i_k})`` with constant coefficients.
@@ -47,12 +49,12 @@ class LinearOperator(eqx.Module):
             coef, indices = term
             indices = tuple(int(i) for i in indices)
             if len(indices) == 0 or min(indices) < 0:
-                raise ValueError(
+                raise UserError(
                     f"each term needs at least one non-negative coordinate index, got {term!r}"
                 )
             clean.append((float(coef), indices))
         if not clean:
-            raise ValueError("a LinearOperator needs at least one term")
+            raise UserError("a LinearOperator needs at least one term")
         self.terms = tuple(clean)
 
     @property
@@ -69,7 +71,7 @@ class LinearOperator(eqx.Module):
     def __call__(self, fn: Callable[[Array], Array], x: Array, *, estimator, key: Array) -> Array:
         """Estimate ``L fn(x)`` with ``estimator`` (one point ``x`` of shape ``(d,)``)."""
         if self.max_index >= x.shape[-1]:
-            raise ValueError(
+            raise UserError(
                 f"operator differentiates coordinate {self.max_index} but x has d={x.shape[-1]}"
             )
         return estimator.linear(self, fn, x, key=key)

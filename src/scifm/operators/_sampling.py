@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 
 def random_subset(key: Array, d: int, s: int) -> Array:
     """``s`` distinct integers drawn uniformly from ``range(d)`` (Floyd's algorithm).
@@ -17,7 +19,7 @@ def random_subset(key: Array, d: int, s: int) -> Array:
     at ``d = 10^6`` and 100 points per step).
     """
     if not 0 < s <= d:
-        raise ValueError(f"need 0 < num_samples <= d to sample without replacement, got {s=}, {d=}")
+        raise UserError(f"need 0 < num_samples <= d to sample without replacement, got {s=}, {d=}")
     keys = jax.random.split(key, s)
 
     def body(m, chosen):

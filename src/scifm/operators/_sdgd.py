@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from ._base import AbstractEstimator, ScalarFn, sampled_linear
 from ._linear import LinearOperator
 from ._sampling import random_subset
@@ -63,11 +65,11 @@ class SDGD(AbstractEstimator):
 
     def __check_init__(self):
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def check_dimension(self, d: int) -> None:
         if self.num_samples > d:
-            raise ValueError(
+            raise UserError(
                 f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
                 "replacement"
             )

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from ._base import AbstractEstimator, ScalarFn, coordinate_derivative, sampled_linear, term_values
 from ._jet import dense_derivatives
 from ._linear import LinearOperator
@@ -61,11 +63,11 @@ class STDE(AbstractEstimator):
 
     def __check_init__(self):
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def check_dimension(self, d: int) -> None:
         if self.num_samples > d:
-            raise ValueError(
+            raise UserError(
                 f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
                 "replacement"
             )
@@ -89,7 +91,7 @@ class STDE(AbstractEstimator):
         if d == 1:
             return coordinate_derivative(fn, x, jnp.zeros((), jnp.int32), 4)
         if s < 2:
-            raise ValueError(f"the sparse STDE biharmonic needs num_samples >= 2, got {s}")
+            raise UserError(f"the sparse STDE biharmonic needs num_samples >= 2, got {s}")
         kidx, ksign, kdiag = jax.random.split(key, 3)
         idx = random_subset(kidx, d, s)
         eps = jax.random.rademacher(ksign, (s,), dtype=x.dtype)
@@ -131,7 +133,7 @@ class DenseSTDE(AbstractEstimator):
 
     def __check_init__(self):
         if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def dense_vectors(self, order: int) -> int:
         return self.num_samples * order

@@ -14,6 +14,8 @@ from math import comb
 
 from jax import Array
 
+from scifm._checks import UserError
+
 MAX_TAYLOR_ORDER = 4
 """The highest order that :func:`taylor_compose` and :func:`tanh_derivatives` handle; models
 fall back to ``jet`` (:meth:`AbstractSplitFunction.head_series`) above it."""
@@ -29,7 +31,7 @@ def taylor_compose(g: list[Array], a: list[Array]) -> list[Array]:
     """
     k = len(a)
     if k > MAX_TAYLOR_ORDER:
-        raise ValueError(f"explicit Taylor propagation goes to order {MAX_TAYLOR_ORDER}, got {k}")
+        raise UserError(f"explicit Taylor propagation goes to order {MAX_TAYLOR_ORDER}, got {k}")
     out = [g[0] * a[0]]
     if k >= 2:
         a1sq = a[0] * a[0]
@@ -59,7 +61,7 @@ def tanh_derivatives(t: Array, order: int) -> list[Array]:
     ``t``: ``tanh' = 1 - t^2`` and ``(tanh^(k))' = `` the derivative of that polynomial.
     Raises ``ValueError`` for ``order > MAX_TAYLOR_ORDER``."""
     if order > MAX_TAYLOR_ORDER:
-        raise ValueError(
+        raise UserError(
             f"explicit Taylor propagation goes to order {MAX_TAYLOR_ORDER}, got {order}"
         )
     t1 = 1.0 - t * t

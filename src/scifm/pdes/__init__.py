@@ -4,6 +4,7 @@
 six coefficients (``COEFFICIENT_NAMES``); ``solve`` is its exact spectral solve.
 """
 
+from scifm._checks import UserError
 from scifm.pdes._advdiff import AdvectionDiffusion as AdvectionDiffusion
 from scifm.pdes._advdiff import advection_ratio as advection_ratio
 from scifm.pdes._advdiff import advection_speed as advection_speed
@@ -27,7 +28,7 @@ SYSTEMS: dict[str, type[AbstractPDESystem]] = {
 def get_system(name: str, **options) -> AbstractPDESystem:
     """The system registered under ``name`` (CLI/config boundary); unknown names list the valid ones."""
     if name not in SYSTEMS:
-        raise ValueError(f"unknown system {name!r}; valid systems: {', '.join(SYSTEMS)}")
+        raise UserError(f"unknown system {name!r}; valid systems: {', '.join(SYSTEMS)}")
     return SYSTEMS[name](**options)
 
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.pdes import _spectral
 from scifm.pdes._base import AbstractPDESystem, check_range, rotated_diffusion
 
@@ -113,7 +114,7 @@ class AdvectionDiffusion(AbstractPDESystem):
         )
         check_range("eig_range (the eigenvalue e of K)", self.eig_range, low=0.0, strict=True)
         if not self.kappa > 0:
-            raise ValueError(f"kappa must be > 0, got {self.kappa}")
+            raise UserError(f"kappa must be > 0, got {self.kappa}")
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         e = rng.uniform(*self.eig_range)

@@ -15,6 +15,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.pdes import _spectral
 from scifm.pdes._sources import GaussianBumps
 
@@ -37,12 +38,12 @@ def check_range(name: str, value: tuple[float, float], *, low: float, strict: bo
     ok_low = lo > low if strict else lo >= low
     if not (np.isfinite(lo) and np.isfinite(hi) and ok_low and lo <= hi):
         sign = "<" if strict else "<="
-        raise ValueError(f"{name} must satisfy {low:g} {sign} low <= high, got ({lo:g}, {hi:g})")
+        raise UserError(f"{name} must satisfy {low:g} {sign} low <= high, got ({lo:g}, {hi:g})")
 
 
 def check_resolution(resolution: int) -> None:
     if not (isinstance(resolution, int | np.integer) and resolution >= 16 and resolution % 2 == 0):
-        raise ValueError(f"resolution must be an even integer >= 16, got {resolution!r}")
+        raise UserError(f"resolution must be an even integer >= 16, got {resolution!r}")
 
 
 def rotated_diffusion(e: np.ndarray, theta: np.ndarray, kappa: float) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.pdes._base import AbstractPDESystem, check_range
 from scifm.pdes._spectral import SINGULAR_RTOL
 
@@ -55,20 +56,20 @@ class Helmholtz(AbstractPDESystem):
     def __post_init__(self):
         check_range("omega_range", self.omega_range, low=0.0, strict=True)
         if not self.kappa > 0:
-            raise ValueError(f"kappa must be > 0, got {self.kappa}")
+            raise UserError(f"kappa must be > 0, got {self.kappa}")
         if self.max_abs is not None and not self.max_abs > 0:
-            raise ValueError(f"max_abs must be > 0 or None, got {self.max_abs}")
+            raise UserError(f"max_abs must be > 0 or None, got {self.max_abs}")
         lo, hi = self.omega_range
         if self.integer_omega:
             values = np.arange(np.ceil(lo), np.floor(hi) + 1)
             if values.size == 0:
-                raise ValueError(f"omega_range ({lo:g}, {hi:g}) holds no integer (integer_omega)")
+                raise UserError(f"omega_range ({lo:g}, {hi:g}) holds no integer (integer_omega)")
         else:
             values = np.array([lo]) if lo == hi else np.array([])
         rtol = SINGULAR_RTOL * 10
         if values.size and all(resonances(v, self.kappa, rtol=rtol) for v in values):
             shells = resonances(values[0], self.kappa, rtol=rtol)
-            raise ValueError(
+            raise UserError(
                 f"omega_range ({lo:g}, {hi:g}) allows only exactly resonant omega "
                 f"(kappa (2 pi)^2 (m^2+n^2) = omega for m^2+n^2 = {shells[0]}): no unique "
                 "solution; give a range of positive length or a non-resonant value"

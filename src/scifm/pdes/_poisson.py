@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from scifm._checks import UserError
 from scifm.pdes._base import AbstractPDESystem, check_range, rotated_diffusion
 
 
@@ -29,7 +30,7 @@ class Poisson(AbstractPDESystem):
     def __post_init__(self):
         check_range("eig_range (the eigenvalue e of K)", self.eig_range, low=0.0, strict=True)
         if not self.kappa > 0:
-            raise ValueError(f"kappa must be > 0, got {self.kappa}")
+            raise UserError(f"kappa must be > 0, got {self.kappa}")
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         return np.array([rng.uniform(*self.eig_range), rng.uniform(0.0, 2 * np.pi)])

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from scifm._checks import UserError
+
 COEFFICIENT_NAMES = ("k11", "k22", "k12", "vx", "vy", "omega")
 EQUATION = (
     "-(k11*u_xx + 2*k12*u_xy + k22*u_yy) + vx*u_x + vy*u_y - omega*u = f "
@@ -65,7 +67,7 @@ def symbol_parts(coefficients: np.ndarray, resolution: int) -> tuple[np.ndarray,
     """Real and imaginary parts of the symbol of ``L``, each (B, H, H//2+1); imaginary None if 0."""
     c = np.asarray(coefficients, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] != len(COEFFICIENT_NAMES):
-        raise ValueError(f"coefficients must have shape (B, 6) {COEFFICIENT_NAMES}, got {c.shape}")
+        raise UserError(f"coefficients must have shape (B, 6) {COEFFICIENT_NAMES}, got {c.shape}")
     kx, ky = wavenumbers(resolution)
     k11, k22, k12, vx, vy, omega = (c[:, i, None, None] for i in range(6))
     real = k11 * kx**2 + 2 * k12 * kx * ky + k22 * ky**2 - omega
@@ -121,6 +123,6 @@ def solve(f: np.ndarray, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """
     f = np.asarray(f, dtype=np.float64)
     if f.ndim != 3 or f.shape[1] != f.shape[2] or f.shape[1] % 2:
-        raise ValueError(f"f must have shape (B, H, H) with H even, got {f.shape}")
+        raise UserError(f"f must have shape (B, H, H) with H even, got {f.shape}")
     f_hat, u_hat = solve_hat(rfft2(f), coefficients)
     return irfft2(f_hat, f.shape[1]), irfft2(u_hat, f.shape[1])

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 from .. import operators as ops
 from ._solutions import ANNULUS, BALL, TermSumSolution, three_body, two_body
 
@@ -142,7 +144,7 @@ def make_problem(name: str, dim: int, *, key: Array, dtype=None) -> AbstractProb
     ``biharmonic-3body[-gpinn]``; gPINN variants use gradient weight 0.1."""
     valid = problem_names()
     if name not in valid:
-        raise ValueError(f"unknown PDE {name!r}; valid: {', '.join(valid)}")
+        raise UserError(f"unknown PDE {name!r}; valid: {', '.join(valid)}")
     base, _, suffix = name.partition("-gpinn")
     weight = 0.1 if name.endswith("-gpinn") else 0.0
     pde, body = base.rsplit("-", 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from scifm._checks import UserError
+
 from .. import operators as ops
 
 ESTIMATORS = {
@@ -19,5 +21,5 @@ def make_estimator(name: str, num_samples: int = 16) -> ops.AbstractEstimator:
     forward-over-backward, ``hte`` Hutchinson with first-order AD, ``stde`` sparse Taylor
     mode, ``stde-dense`` random-direction Taylor mode."""
     if name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
+        raise UserError(f"unknown estimator {name!r}; valid: {', '.join(ESTIMATORS)}")
     return ESTIMATORS[name](num_samples)

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from scifm._checks import UserError
+
 
 def _lap(f):
     return lambda y: jnp.trace(jax.hessian(f)(y))
@@ -215,7 +217,7 @@ ANNULUS = (4.0, -5.0, 1.0)  # (1 - rho)(4 - rho)
 
 def _coeffs(dim: int, window: int, key: Array, dtype) -> Array:
     if dim < window:
-        raise ValueError(f"a {window}-body solution needs dim >= {window}, got {dim}")
+        raise UserError(f"a {window}-body solution needs dim >= {window}, got {dim}")
     return jax.random.normal(key, (dim - window + 1,), dtype=dtype)
 
 

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from scifm._checks import UserError
+
 from .. import operators as ops
 from .._progress import NoProgress, RunProgress
 from .._runs import DivergenceError, RunDirectory
@@ -150,15 +152,15 @@ def fit(
         ("checkpoint_every", checkpoint_every),
     ):
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise UserError(f"{name} must be a positive integer, got {value!r}")
     if not (isinstance(eval_every, int) and eval_every >= 0):
-        raise ValueError(
+        raise UserError(
             f"eval_every must be >= 0 (0: only after the last step), got {eval_every!r}"
         )
     if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr}")
+        raise UserError(f"lr must be a positive number, got {lr}")
     if not checkpoint_seconds >= 0:  # 0: after every step
-        raise ValueError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
+        raise UserError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
     key = jax.random.key(seed)
     kmodel, ktrain, ktest = jax.random.split(key, 3)
     model = make_model(problem, width=width, depth=depth, key=kmodel)

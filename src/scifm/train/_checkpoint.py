@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from scifm import __version__
+from scifm._checks import UserError
 from scifm._io import atomic_write_bytes, atomic_write_json
 from scifm._runs import MODEL as HYPER
 from scifm._runs import WEIGHTS
@@ -84,11 +85,11 @@ def load(path: str | os.PathLike) -> tuple[OperatorModel, dict]:
         hyper = json.loads(hyper_path.read_text())
         model = skeleton(hyper)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{hyper_path} is not a valid scifm model description ({e})") from None
+        raise UserError(f"{hyper_path} is not a valid scifm model description ({e})") from None
     try:
         model = eqx.tree_deserialise_leaves(weights, model)
     except Exception as e:  # noqa: BLE001 - any failure means the file does not match
-        raise ValueError(
+        raise UserError(
             f"{weights} is corrupt or does not match {hyper_path} "
             f"(width {hyper['width']}, modes {hyper['modes']}, {hyper['in_channels']} input channels): "
             f"{type(e).__name__}"
@@ -109,4 +110,4 @@ def check_compatible(
     diff = [f"{k} {hyper[k]} vs {v}" for k, v in want.items() if hyper.get(k) != v]
     if diff:
         preset = f" (preset {hyper['preset']})" if "preset" in hyper else ""
-        raise ValueError(f"{source}{preset} does not match the requested model: {', '.join(diff)}")
+        raise UserError(f"{source}{preset} does not match the requested model: {', '.join(diff)}")

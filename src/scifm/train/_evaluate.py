@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from scifm._checks import check_count
+from scifm._checks import UserError, check_count
 from scifm.data import FieldSet
 from scifm.models import OperatorModel
 from scifm.train._losses import relative_l2_per_sample
@@ -26,7 +26,7 @@ def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.n
     check_count("batch_size", batch_size)
     n = len(fields)
     if n == 0:
-        raise ValueError(f"{fields.name or 'the data'} holds no samples to evaluate")
+        raise UserError(f"{fields.name or 'the data'} holds no samples to evaluate")
     size = min(batch_size, n)
     out = np.empty(n)
     for lo in range(0, n, size):

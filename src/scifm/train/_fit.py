@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from scifm._checks import check_count, check_non_negative, check_positive
+from scifm._checks import UserError, check_count, check_non_negative, check_positive
 from scifm._progress import NoProgress, RunProgress
 from scifm._runs import DivergenceError, RunDirectory
 from scifm.data import FieldSet, epoch_batches
@@ -175,7 +175,7 @@ def fit(
     check_positive("lr", lr)
     check_non_negative("checkpoint_every", checkpoint_every)  # 0: after every step
     if len(train) == 0 or len(val) == 0:
-        raise ValueError("the training and validation sets must hold at least one sample each")
+        raise UserError("the training and validation sets must hold at least one sample each")
     model_extra = (metadata or {}).get("model", {})
     hyper = hyperparameters(model, **model_extra)
     config = {

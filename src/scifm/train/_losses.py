@@ -7,6 +7,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from scifm._checks import UserError
+
 
 def relative_l2_per_sample(
     pred: Float[Array, "b ..."], target: Float[Array, "b ..."]
@@ -32,5 +34,5 @@ LOSSES: dict[str, Callable] = {"relative_l2": relative_l2, "sse": summed_squared
 
 def get_loss(name: str) -> Callable:
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")
+        raise UserError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")
     return LOSSES[name]

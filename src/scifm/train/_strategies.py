@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from scifm._checks import UserError
+
 
 class AbstractStrategy(ABC):
     """How fine-tuning updates the parameters; see the module docstring."""
@@ -221,7 +223,7 @@ STRATEGIES: dict[str, type[AbstractStrategy]] = {
 def get_strategy(name: str, **options) -> AbstractStrategy:
     """The strategy registered under ``name``; unknown names list the valid ones."""
     if name not in STRATEGIES:
-        raise ValueError(
+        raise UserError(
             f"unknown fine-tuning strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}"
         )
     return STRATEGIES[name](**options)
