@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from scifm import bench
+from scifm.bench import fno as bench_fno
+from scifm.bench import pinn as bench_pinn
 from scifm.cli import main
 
 
@@ -52,7 +54,7 @@ def test_bench_fno_writes_json_to_a_fresh_default_name(tmp_path):
 
 
 def test_finetune_strategies_bench_reports_against_full():
-    result = bench.bench_finetune(
+    result = bench_fno.bench_finetune(
         "fno-64k", 16, 2, ("full", "spider"), steps=2, report=lambda r: None
     )
     full, spider = result["rows"]
@@ -60,7 +62,7 @@ def test_finetune_strategies_bench_reports_against_full():
     assert spider["step_seconds"] > 0 and spider["time_vs_full"] > 0
     if spider.get("memory_vs_full"):  # SPIDER keeps theta_0, I_pre and G_t: more state
         assert spider["xla_peak_mib"] > full["xla_peak_mib"]
-    table = bench.finetune_table(result["rows"])
+    table = bench_fno.finetune_table(result["rows"])
     assert table.title == "fno-64k at 16x16, batch 2"
     assert [row[0] for row in table.rows] == ["full", "spider"] and table.rows[0][2] == "1.000"
 
@@ -80,7 +82,7 @@ def test_pinn_table_shows_unknown_memory_and_skips_as_dashes():
         ratio=1.5, it_per_s=250.0, peak_rss_bytes=300 * 2**20, step_xla_bytes=None,
     )  # fmt: skip
     skipped = dict(operator="laplacian", dim=10, estimator="sdgd", skipped="num_samples > d")
-    table = bench.pinn_table([measured, skipped])
+    table = bench_pinn.pinn_table([measured, skipped])
     assert len(table.columns) == 10
     assert table.rows[0][3:] == ("2.0", "3.0", "1.50", "250.0", "300", "-", "")
     assert table.rows[1][3:] == ("-",) * 6 + ("num_samples > d",)
@@ -102,7 +104,9 @@ def test_write_json_never_replaces_a_file_that_appeared(tmp_path):
 @pytest.fixture
 def no_measuring(monkeypatch):
     """Any measurement fails the test: refusals must come before the first one."""
-    from scifm.bench import _data, _fno, _pinn
+    from scifm.bench import _data
+    from scifm.bench import fno as _fno
+    from scifm.bench import pinn as _pinn
 
     def measured(*args, **kwargs):
         raise AssertionError("measured before refusing")

@@ -116,14 +116,15 @@ def bench_fno(
     from rich.console import Console
 
     from scifm import bench
+    from scifm.bench import fno
     from scifm.models import PRESETS
 
     names = tuple(PRESETS) if presets.strip() == "all" else _list("--presets", presets)
     sizes = _list("--resolutions", resolutions, int)
     path = _output("fno", out, overwrite)
     console = Console(width=120)
-    result = bench.bench_fno(names, sizes, steps=steps, report=_live(console, bench.fno_table))
-    _print(console, bench.fno_table(result["rows"]))
+    result = fno.bench_fno(names, sizes, steps=steps, report=_live(console, fno.fno_table))
+    _print(console, fno.fno_table(result["rows"]))
     for note in result["skipped"]:
         print(f"skipped: {note}")
     m = result["machine"]
@@ -146,10 +147,11 @@ def bench_finetune(
     from rich.console import Console
 
     from scifm import bench
+    from scifm.bench import fno
 
     path = _output("finetune", out, overwrite)
-    result = bench.bench_finetune(model, resolution, batch, steps=steps, report=lambda r: None)
-    _print(Console(width=120), bench.finetune_table(result["rows"]))
+    result = fno.bench_finetune(model, resolution, batch, steps=steps, report=lambda r: None)
+    _print(Console(width=120), fno.finetune_table(result["rows"]))
     print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 
@@ -181,6 +183,7 @@ def bench_pinn(
     from rich.console import Console
 
     from scifm import bench
+    from scifm.bench import pinn
 
     parsed = (
         _list("--dims", dims, int),
@@ -189,14 +192,14 @@ def bench_pinn(
     )
     path = _output("pinn", out, overwrite)
     console = Console(width=140)  # the table is wide; do not fold it at 80 columns
-    result = bench.bench_pinn(
+    result = pinn.bench_pinn(
         *parsed,
         num_samples=num_samples,
         batch_size=batch_size,
         repeats=repeats,
         timeout_s=timeout,
-        on_result=_live(console, bench.pinn_table),
+        on_result=_live(console, pinn.pinn_table),
     )
-    _print(console, bench.pinn_table(result["results"]))
+    _print(console, pinn.pinn_table(result["results"]))
     print(f"machine: {result['machine']['processor']}, {result['machine']['cpus']} CPUs")
     print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")

@@ -231,7 +231,7 @@ def bench_pinn(
 
 
 def _run_worker(config: dict, timeout_s: float) -> dict:
-    cmd = [sys.executable, "-m", "scifm.bench._pinn", json.dumps(config)]
+    cmd = [sys.executable, "-m", "scifm.bench.pinn", json.dumps(config)]
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
