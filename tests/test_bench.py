@@ -184,7 +184,7 @@ def test_unusable_out_is_refused_before_measuring(
     kept.write_text('{"kept": true}')
     (tmp_path / "dir").mkdir()
     base = ["bench", command, *TINY[command], "--out"]
-    assert "results.json exists; pass overwrite=True (--overwrite)" in _refused(
+    assert "results.json exists; pass --overwrite to replace it" in _refused(
         [*base, "results.json"], capsys
     )
     assert "dir is a directory" in _refused([*base, "dir"], capsys)

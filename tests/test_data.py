@@ -73,7 +73,7 @@ def test_stored_source_is_the_equation_source(tmp_path):
 
 def test_existing_output_is_refused_and_overwrite_replaces_it(tmp_path):
     path = data.generate(pdes.Poisson(), 2, 16, 0, tmp_path / "x.h5")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         data.generate(pdes.Poisson(), 2, 16, 1, path)
     data.generate(pdes.Poisson(), 3, 16, 1, path, overwrite=True)
     with data.open(path) as ds:

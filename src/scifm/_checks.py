@@ -22,6 +22,14 @@ class UserError(ValueError):
     """
 
 
+class OutputExists(FileExistsError):
+    """The output file exists and replacing it was not asked for (``overwrite=True``)."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} exists; pass overwrite=True to replace it")
+        self.path = path
+
+
 def check_count(name: str, value: Any, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum`` (``bool`` is not one)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:

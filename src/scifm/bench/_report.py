@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from scifm._checks import OutputExists
 from scifm._io import atomic_write_json
 
 
@@ -79,7 +80,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; the output must be a file name")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExists(path)
     parent = path.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"output directory {parent} does not exist")

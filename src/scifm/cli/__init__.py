@@ -15,6 +15,7 @@ import sys
 import typer
 
 from scifm import DivergenceError, RunConflict, UserError, __version__
+from scifm._checks import OutputExists
 from scifm.cli import bench, data, pinn, study, train
 
 app = typer.Typer(
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.TyperException as e:  # usage errors: unknown command, bad option value
         print(f"scifm: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except OutputExists as e:  # the library says overwrite=True; the CLI names its flag
+        print(f"scifm: error: {e.path} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     except RunConflict as e:  # the library names the directory; the CLI names the flag
         print(f"scifm: error: {e}; choose another --out", file=sys.stderr)

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from scifm import __version__
-from scifm._checks import check_count
+from scifm._checks import OutputExists, check_count
 from scifm.data._schema import FORMAT, FORMAT_VERSION, PARTIAL_SUFFIX
 from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem, check_resolution
 
@@ -118,7 +118,7 @@ def generate(
     check_count("chunk_size", chunk_size)
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExists(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output directory {out.parent} does not exist")
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
