@@ -10,6 +10,7 @@ atomic writes and figures (``_io``), progress display (``_progress``).
 __version__ = "0.1.0"
 
 from scifm._checks import UserError as UserError  # noqa: E402 - after __version__
+from scifm._progress import Display as Display  # noqa: E402
 from scifm._progress import NoProgress as NoProgress  # noqa: E402
 from scifm._progress import RunBar as RunBar  # noqa: E402
 from scifm._progress import RunProgress as RunProgress  # noqa: E402
@@ -19,6 +20,7 @@ from scifm._runs import RunError as RunError  # noqa: E402
 from scifm._runs import RunFinished as RunFinished  # noqa: E402
 
 __all__ = [
+    "Display",
     "DivergenceError",
     "NoProgress",
     "RunBar",
