@@ -9,6 +9,7 @@ stderr, no traceback, and leave the directory it ran in exactly as it was.
 import json
 import math
 
+import h5py
 import jax
 import numpy as np
 import pytest
@@ -28,6 +29,9 @@ def world(tmp_path_factory):
     net = models.FNO(7, 1, 4, 2, key=jax.random.key(0))
     model = models.OperatorModel(models.Normalizer.fit(fields), net)
     train.fit(model, fields, fields, root / "run", epochs=1, batch_size=4, metadata={"model": {}})
+    zero = data.generate(pdes.Poisson(), 4, 16, 1, root / "zero.h5")
+    with h5py.File(zero, "r+") as f:
+        f["outputs"][...] = 0.0  # relative errors of zero targets are not finite
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("mine")
     return root
@@ -101,6 +105,8 @@ CASES = [
     (["generate", "poisson", "--n", "4", "--resolution", "33", "--out", "{w}/g.h5"], "resolution"),
     (["generate", "poisson", "--n", "4", "--eig", "5,1", "--out", "{w}/g.h5"], "eig"),
     (["inspect", "{w}/none.h5"], "none.h5"),
+    (["inspect", "{w}/d.h5", "--png", "{w}/foreign"], "is a directory"),
+    (["evaluate", "{w}/run", "--data", "{w}/zero.h5"], "not finite"),
     (["sweep", "demo", "--jobs", "0", "--out", "{w}/s"], "jobs"),
     (["sweep", "demo", "--executor", "bogus", "--out", "{w}/s"], "executor"),
     (["sweep", "demo", "--out", "{w}/foreign"], "not a scifm sweep"),

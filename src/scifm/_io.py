@@ -28,6 +28,8 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[IO[bytes]], Any
     either its old contents or the complete new ones, never a half-written file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give the name of a file to write")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; files get the usual mode

@@ -21,7 +21,8 @@ def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.n
     """Per-sample relative L2 errors of ``model`` on ``fields`` (batches padded to one shape).
 
     Raises:
-        ValueError: ``batch_size`` is not a positive integer, or ``fields`` is empty.
+        UserError: ``batch_size`` is not a positive integer, ``fields`` is empty, or an error
+            is not finite (a zero target, or a non-finite output).
     """
     check_count("batch_size", batch_size)
     n = len(fields)
@@ -34,6 +35,13 @@ def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.n
         padded = np.resize(index, size)  # repeat samples to keep the compiled shape
         f, c, u = fields.take(padded)
         out[index] = np.asarray(_errors(model, f, c, u))[: len(index)]
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise UserError(
+            f"{fields.name or 'the data'}: the relative error of {bad.size} sample(s) is not "
+            f"finite (first: sample {bad[0]}): a target that is zero everywhere, or a model "
+            "whose output is not finite"
+        )
     return out
 
 
