@@ -14,7 +14,9 @@ series explicitly with :func:`taylor_compose`, :func:`taylor_multiply` and
 :func:`tanh_derivatives` (orders up to :data:`MAX_TAYLOR_ORDER`).
 """
 
+from ._base import AbstractCoordinateEstimator as AbstractCoordinateEstimator
 from ._base import AbstractEstimator as AbstractEstimator
+from ._base import AbstractSampledEstimator as AbstractSampledEstimator
 from ._base import biharmonic as biharmonic
 from ._base import laplacian as laplacian
 from ._base import value_and_laplacian as value_and_laplacian
@@ -33,7 +35,9 @@ from ._taylor import taylor_compose as taylor_compose
 from ._taylor import taylor_multiply as taylor_multiply
 
 __all__ = [
+    "AbstractCoordinateEstimator",
     "AbstractEstimator",
+    "AbstractSampledEstimator",
     "AbstractSplitFunction",
     "DenseSTDE",
     "Exact",

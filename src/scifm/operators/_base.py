@@ -74,6 +74,29 @@ class AbstractEstimator(eqx.Module):
         return None
 
 
+class AbstractSampledEstimator(AbstractEstimator):
+    """An estimator that averages over ``num_samples`` random draws (directions or
+    coordinates) per point; ``num_samples >= 1`` is checked when it is made."""
+
+    num_samples: eqx.AbstractVar[int]
+
+    def __check_init__(self):
+        if self.num_samples < 1:
+            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
+
+
+class AbstractCoordinateEstimator(AbstractSampledEstimator):
+    """An estimator that samples ``num_samples`` of the ``d`` coordinates without
+    replacement, so it needs ``num_samples <= d``."""
+
+    def check_dimension(self, d: int) -> None:
+        if self.num_samples > d:
+            raise UserError(
+                f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
+                "replacement"
+            )
+
+
 def _check_point(x: Array) -> None:
     if x.ndim != 1:
         raise UserError(

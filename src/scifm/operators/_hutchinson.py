@@ -7,9 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from scifm._checks import UserError
-
-from ._base import AbstractEstimator, ScalarFn
+from ._base import AbstractSampledEstimator, ScalarFn
 
 
 def _hvp_quadratic(fn: ScalarFn, v: Array) -> ScalarFn:
@@ -21,7 +19,7 @@ def _hvp_quadratic(fn: ScalarFn, v: Array) -> ScalarFn:
     return f
 
 
-class Hutchinson(AbstractEstimator):
+class Hutchinson(AbstractSampledEstimator):
     """Random dense directions, derivatives by first-order AD (forward-over-reverse).
 
     - Laplacian: ``(1/s) sum_n v_n^T H v_n`` with Rademacher ``v_n`` (``s = num_samples``).
@@ -39,10 +37,6 @@ class Hutchinson(AbstractEstimator):
     """
 
     num_samples: int = eqx.field(static=True)
-
-    def __check_init__(self):
-        if self.num_samples < 1:
-            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def dense_vectors(self, order: int) -> int:
         return self.num_samples * order

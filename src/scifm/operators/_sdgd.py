@@ -9,9 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from scifm._checks import UserError
-
-from ._base import AbstractEstimator, ScalarFn, sampled_linear
+from ._base import AbstractCoordinateEstimator, ScalarFn, sampled_linear
 from ._linear import LinearOperator
 from ._sampling import random_subset
 
@@ -40,7 +38,7 @@ def mixed_partial_forward_over_backward(fn: ScalarFn, indices: Sequence[Array]) 
     return f
 
 
-class SDGD(AbstractEstimator):
+class SDGD(AbstractCoordinateEstimator):
     """Random dimension subsets with first-order AD: the SDGD baseline.
 
     - Laplacian: draw ``I``, ``|I| = s = num_samples`` coordinates without replacement,
@@ -62,17 +60,6 @@ class SDGD(AbstractEstimator):
 
     num_samples: int = eqx.field(static=True)
     forward_over_backward: bool = eqx.field(static=True, default=False)
-
-    def __check_init__(self):
-        if self.num_samples < 1:
-            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
-
-    def check_dimension(self, d: int) -> None:
-        if self.num_samples > d:
-            raise UserError(
-                f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
-                "replacement"
-            )
 
     def dense_vectors(self, order: int) -> int:
         # s derivatives u_ii for the Laplacian, s^2 u_iijj for the biharmonic, each carrying

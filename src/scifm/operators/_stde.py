@@ -16,14 +16,21 @@ from jax import Array
 
 from scifm._checks import UserError
 
-from ._base import AbstractEstimator, ScalarFn, coordinate_derivative, sampled_linear, term_values
+from ._base import (
+    AbstractCoordinateEstimator,
+    AbstractSampledEstimator,
+    ScalarFn,
+    coordinate_derivative,
+    sampled_linear,
+    term_values,
+)
 from ._jet import dense_derivatives
 from ._linear import LinearOperator
 from ._sampling import random_subset
 from ._split import sparse_derivatives, sparse_second_order_sum
 
 
-class STDE(AbstractEstimator):
+class STDE(AbstractCoordinateEstimator):
     """Sparse (coordinate) tangents by univariate Taylor mode: the Taylor-mode SDGD.
 
     ``s = num_samples`` coordinates are drawn without replacement (so ``s <= d``). Each
@@ -61,17 +68,6 @@ class STDE(AbstractEstimator):
 
     num_samples: int = eqx.field(static=True)
 
-    def __check_init__(self):
-        if self.num_samples < 1:
-            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
-
-    def check_dimension(self, d: int) -> None:
-        if self.num_samples > d:
-            raise UserError(
-                f"num_samples {self.num_samples} > d {d}: coordinates are sampled without "
-                "replacement"
-            )
-
     def dense_vectors(self, order: int) -> int:
         return 0
 
@@ -108,7 +104,7 @@ class STDE(AbstractEstimator):
         return sampled_linear(op, self.num_samples, term_values, fn, x, key)
 
 
-class DenseSTDE(AbstractEstimator):
+class DenseSTDE(AbstractSampledEstimator):
     """Random dense directions by univariate Taylor mode: the Taylor-mode HTE.
 
     ``s = num_samples`` directions ``v_n`` (any ``s >= 1``, also ``s > d``), each
@@ -130,10 +126,6 @@ class DenseSTDE(AbstractEstimator):
     """
 
     num_samples: int = eqx.field(static=True)
-
-    def __check_init__(self):
-        if self.num_samples < 1:
-            raise UserError(f"num_samples must be >= 1, got {self.num_samples}")
 
     def dense_vectors(self, order: int) -> int:
         return self.num_samples * order
