@@ -148,3 +148,15 @@ def test_drawn_bad_numbers_are_refused(world, capsys, option, number, count):
     if isinstance(value, float) and np.isfinite(value):
         value = f"{value:.6g}"
     _refused(world, capsys, [*PINN, option, str(value), "--out", "{w}/new"])
+
+
+def test_ctrl_c_is_one_line_and_exit_130(world, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "generate", interrupted)
+    assert main(["generate", "poisson", "--n", "4", "--out", str(world / "i.h5")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "scifm: interrupted; what was saved is kept, and the same command resumes it"
+    ]

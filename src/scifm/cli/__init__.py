@@ -62,6 +62,9 @@ for command in (
 app.add_typer(bench.app, name="bench")
 
 
+_INTERRUPTED = "scifm: interrupted; what was saved is kept, and the same command resumes it"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit status 2."""
     command = typer.main.get_command(app)
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scifm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("scifm: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         return 130
+    if rv == 130:  # Typer returns Ctrl-C as exit status 130 (no command returns a number)
+        print(_INTERRUPTED, file=sys.stderr)
     return rv if isinstance(rv, int) else 0
