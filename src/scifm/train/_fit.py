@@ -113,6 +113,38 @@ def data_parallel(devices: list | None = None) -> tuple[NamedSharding, NamedShar
     return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
 
 
+def _check_arguments(
+    train, val, epochs, batch_size, lr, eval_batch_size, validate_every, checkpoint_every
+) -> None:
+    for name, count in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("eval_batch_size", eval_batch_size),
+        ("validate_every", validate_every),
+    ):
+        check_count(name, count)
+    check_positive("lr", lr)
+    check_non_negative("checkpoint_every", checkpoint_every)  # 0: after every step
+    if len(train) == 0 or len(val) == 0:
+        raise UserError("the training and validation sets must hold at least one sample each")
+
+
+def _validation_record(
+    epoch, val_errors, losses, train_seconds, seconds, lr, total_steps, steps_per_epoch, batch
+) -> dict:
+    """The ``metrics.jsonl`` row of a validation after ``epoch``."""
+    return {
+        "epoch": epoch,
+        "step": epoch * steps_per_epoch,
+        "train_loss": float(np.mean(losses)),
+        "val_rel_l2": float(np.mean(val_errors)),
+        "val_rel_l2_std": float(np.std(val_errors)),
+        "lr": cosine_lr(lr, total_steps, epoch * steps_per_epoch),
+        "seconds": seconds,
+        "samples_per_s": len(losses) * batch / max(train_seconds, 1e-9),
+    }
+
+
 def fit(
     model: OperatorModel,
     train: FieldSet,
@@ -165,19 +197,10 @@ def fit(
             :class:`scifm._runs.RunFinished` when it holds this run finished.
         DivergenceError: the loss became NaN or Inf.
     """
-    for name, count in (
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("eval_batch_size", eval_batch_size),
-        ("validate_every", validate_every),
-    ):
-        check_count(name, count)
-    check_positive("lr", lr)
-    check_non_negative("checkpoint_every", checkpoint_every)  # 0: after every step
-    if len(train) == 0 or len(val) == 0:
-        raise UserError("the training and validation sets must hold at least one sample each")
-    model_extra = (metadata or {}).get("model", {})
-    hyper = hyperparameters(model, **model_extra)
+    _check_arguments(
+        train, val, epochs, batch_size, lr, eval_batch_size, validate_every, checkpoint_every
+    )
+    hyper = hyperparameters(model, **(metadata or {}).get("model", {}))
     config = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -260,26 +283,17 @@ def fit(
                     saved = time.perf_counter()
             if epoch % validate_every and epoch != epochs:
                 continue
-            val_errors = errors(model, val, eval_batch_size)
-            seconds = time.perf_counter() - block_start
-            record = {
-                "epoch": epoch,
-                "step": epoch * steps_per_epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_rel_l2": float(np.mean(val_errors)),
-                "val_rel_l2_std": float(np.std(val_errors)),
-                "lr": cosine_lr(lr, total_steps, epoch * steps_per_epoch),
-                "seconds": seconds,
-                "samples_per_s": len(losses)
-                * min(batch_size, len(train))
-                / max(train_seconds, 1e-9),
-            }
+            record = _validation_record(
+                epoch, errors(model, val, eval_batch_size), losses, train_seconds,
+                time.perf_counter() - block_start, lr, total_steps, steps_per_epoch,
+                min(batch_size, len(train)),
+            )  # fmt: skip
             run.log(record)
             if record["val_rel_l2"] < state["best_val"]:
                 state.update(best_val=record["val_rel_l2"], best_epoch=epoch)
                 run.save_model(model, hyper)
             state["epoch"] = epoch
-            state["seconds"] += seconds
+            state["seconds"] += record["seconds"]
             run.save_state((model, opt_state), state, step=epoch * 10**9)
             progress.evaluated("val", record["val_rel_l2"], f"epoch {epoch}")
             losses, train_seconds, block_start = [], 0.0, time.perf_counter()
