@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
-from scifm._checks import UserError
+from scifm._checks import check_count, check_non_negative, check_positive
 
 from .. import operators as ops
 from .._progress import NoProgress, RunProgress
@@ -140,7 +140,7 @@ def fit(
     (:class:`scifm._runs.RunError`, :class:`scifm._runs.RunFinished`) before anything runs.
 
     Raises:
-        ValueError: bad arguments.
+        UserError: bad arguments.
         DivergenceError: the loss became NaN or infinite.
     """
     for name, value in (
@@ -151,16 +151,10 @@ def fit(
         ("n_test", n_test),
         ("checkpoint_every", checkpoint_every),
     ):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise UserError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(eval_every, int) and eval_every >= 0):
-        raise UserError(
-            f"eval_every must be >= 0 (0: only after the last step), got {eval_every!r}"
-        )
-    if not (lr > 0 and math.isfinite(lr)):
-        raise UserError(f"lr must be a positive number, got {lr}")
-    if not checkpoint_seconds >= 0:  # 0: after every step
-        raise UserError(f"checkpoint_seconds must be >= 0, got {checkpoint_seconds}")
+        check_count(name, value)
+    check_count("eval_every", eval_every, minimum=0)  # 0: only after the last step
+    check_positive("lr", lr)
+    check_non_negative("checkpoint_seconds", checkpoint_seconds)  # 0: after every step
     key = jax.random.key(seed)
     kmodel, ktrain, ktest = jax.random.split(key, 3)
     model = make_model(problem, width=width, depth=depth, key=kmodel)
