@@ -60,17 +60,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The rows of a JSON-lines file; an absent file has none.
+def parse_jsonl(lines: Iterable[str], path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of ``lines`` (read from ``path``; blank lines skipped).
 
     Raises:
-        ValueError: a line is not JSON (names the file and the line).
+        UserError: a line is not JSON (names the file and the line).
     """
-    path = Path(path)
-    if not path.exists():
-        return []
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -78,6 +75,12 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError:
             raise UserError(f"{path} line {number} is not JSON (a corrupt file)") from None
     return rows
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file (see :func:`parse_jsonl`); an absent file has none."""
+    path = Path(path)
+    return parse_jsonl(path.read_text().splitlines(), path) if path.exists() else []
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:

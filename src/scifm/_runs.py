@@ -35,6 +35,7 @@ from scifm._io import (
     atomic_write_json,
     atomic_write_text,
     git_revision,
+    parse_jsonl,
     write_jsonl,
 )
 
@@ -84,14 +85,16 @@ def config_difference(old: dict, new: dict) -> list[str]:
     ]
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json(path: Path, todo: str) -> dict:
+    """The JSON object in ``path``, a file of a run or a sweep; anything else is a
+    :class:`RunError` that says ``todo`` (what to do about it)."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(
-            f"{path} is not valid JSON (a corrupt {what}); delete the run directory "
-            f"{path.parent} to start over"
-        ) from None
+        raise RunError(f"{path} is not valid JSON (a corrupt file); {todo}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path} does not hold a JSON object (a corrupt file); {todo}")
+    return value
 
 
 class RunDirectory:
@@ -118,7 +121,7 @@ class RunDirectory:
         if path.exists() and not path.is_dir():
             raise RunConflict(f"{path} is a file, not a run directory")
         if (path / CONFIG).exists():
-            old = _read_json(path / CONFIG, "configuration")
+            old = read_json(path / CONFIG, _start_over(path))
             difference = config_difference(old, config)
             if difference:
                 state = "a finished" if (path / RESULT).exists() else "an unfinished"
@@ -132,10 +135,6 @@ class RunDirectory:
         return cls(path, config)
 
     # --- files ---
-
-    @property
-    def finished(self) -> bool:
-        return (self.path / RESULT).exists()
 
     def _create(self) -> None:
         """Make the directory and ``config.json`` (with provenance) if they do not exist yet."""
@@ -156,9 +155,12 @@ class RunDirectory:
             return []
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         try:
-            return read_jsonl_lines(lines, path)
-        except RunError:
-            return read_jsonl_lines(lines[:-1], path)  # raises unless the damage is at the end
+            return parse_jsonl(lines, path)
+        except UserError:
+            try:  # a line torn by a kill can only be the last one
+                return parse_jsonl(lines[:-1], path)
+            except UserError as e:
+                raise RunError(f"{e}; {_start_over(self.path)}") from None
 
     def log(self, row: dict) -> None:
         """Append one row to ``metrics.jsonl`` (and flush it, for whoever watches the run)."""
@@ -196,19 +198,18 @@ class RunDirectory:
         path = self.path / STATE
         if not path.exists():
             return None
-        counters = _read_json(path, "run state")
+        counters = read_json(path, _start_over(self.path))
         weights = self.path / str(counters.pop("weights", ""))
         if not weights.is_file():
             raise RunError(
-                f"{path} names the state file {weights.name}, which is missing; delete the run "
-                f"directory {self.path} to start over"
+                f"{path} names the state file {weights.name}, which is missing; "
+                f"{_start_over(self.path)}"
             )
         try:
             tree = eqx.tree_deserialise_leaves(weights, like)
         except Exception as e:  # noqa: BLE001 - any failure means the file does not match
             raise RunError(
-                f"{weights} is corrupt or truncated ({type(e).__name__}); delete the run "
-                f"directory {self.path} to start over"
+                f"{weights} is corrupt or truncated ({type(e).__name__}); {_start_over(self.path)}"
             ) from None
         return tree, counters
 
@@ -239,22 +240,6 @@ class RunDirectory:
         atomic_write_json(self.path / RESULT, clean)
         return result
 
-    def result(self) -> dict:
-        """The contents of ``result.json``."""
-        return _read_json(self.path / RESULT, "result")
 
-
-def read_jsonl_lines(lines: list[str], path: Path) -> list[dict]:
-    """Parse JSON lines of ``path``; a corrupt one raises :class:`RunError` naming the file."""
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise RunError(
-                f"{path} line {number} is not JSON (a corrupt metrics file); delete the run "
-                f"directory {path.parent} to start over"
-            ) from None
-    return rows
+def _start_over(run: Path) -> str:
+    return f"delete the run directory {run} to start over"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from scifm import data
 from scifm._io import atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar, RunProgress
-from scifm._runs import RunConflict, RunError, config_difference
+from scifm._runs import RunConflict, RunError, config_difference, read_json
 from scifm.experiments._config import Study
 from scifm.experiments._executors import check_executor, make_executor
 from scifm.experiments._markdown import write_report
@@ -88,17 +88,6 @@ def data_path(sweep: Path, task: str, split: str) -> Path:
     return sweep / "data" / f"{task}-{split}.h5"
 
 
-def _read_json(path: Path, todo: str) -> dict:
-    """The JSON object in ``path``; anything else is a :class:`RunError` saying ``todo``."""
-    try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path} is not valid JSON (a corrupt file); {todo}") from None
-    if not isinstance(value, dict):
-        raise RunError(f"{path} does not hold a JSON object (a corrupt file); {todo}")
-    return value
-
-
 def _training_set_size(sweep: Path, study: Study) -> int | None:
     """The samples of the smallest downstream training set ``sweep`` holds (None: none yet)."""
     sizes = []
@@ -114,7 +103,7 @@ def _saved_study(sweep: Path) -> Study:
     """The study of the prepared sweep ``sweep`` (its ``study.json``)."""
     path = sweep / STUDY
     todo = f"restore it or delete {sweep} to start over"
-    saved = _read_json(path, todo)
+    saved = read_json(path, todo)
     try:
         return Study.from_dict(saved)
     except ValueError as e:
@@ -138,7 +127,7 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
     if sweep.exists() and not sweep.is_dir():
         raise RunConflict(f"{sweep} is a file, not a sweep directory")
     if saved.exists():
-        old = _read_json(saved, f"restore it or delete {sweep} to start over")
+        old = read_json(saved, f"restore it or delete {sweep} to start over")
         new = study.to_dict()
         keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fixed = [k for k in keys if k not in EXTENSIBLE]
@@ -262,7 +251,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
                 progress=progress,
             )
         plot_curves(run)  # also when a kill came between the run's result and point.json
-        fitted = _read_json(run / "result.json", f"delete {run} to train that point again")
+        fitted = read_json(run / "result.json", f"delete {run} to train that point again")
         best, _ = load(run)
         result.update(
             val_rel_l2=fitted["best_val_rel_l2"],
@@ -290,7 +279,7 @@ def _finished(sweep: Path, p: Point) -> dict | None:
     if not path.exists():
         return None
     todo = "delete it and rerun the sweep to redo that point"
-    result = _read_json(path, todo)
+    result = read_json(path, todo)
     if result.get("status") not in {s.value for s in Status}:
         raise RunError(f"{path} holds no point status (a corrupt file); {todo}")
     return result
