@@ -8,12 +8,11 @@ the command line is parsed, before anything runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import typer
 
-from scifm._checks import UserError
+from scifm._checks import UserError, check_non_negative, check_positive
 
 
 def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
@@ -51,26 +50,25 @@ def parse_list(option: str, text: str, cast: Callable = str) -> tuple:
         raise UserError(f"{option} takes a comma-separated list, got {text!r}") from None
 
 
-def _number(value, low: float, open_low: bool) -> float:
-    """A finite float above ``low`` (or at it, unless ``open_low``), else a usage error.
-
-    A float range check alone lets NaN through (every comparison with NaN is false).
-    """
-    kind = f"finite number {'>' if open_low else '>='} {low:g}"
+def _number(value, check: Callable[[str, float], None]) -> float:
+    """``value`` as a float that passes ``check`` (one of :mod:`scifm._checks`, which also
+    refuses NaN), else a usage error naming the option."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise typer.BadParameter(f"{value!r} is not a number") from None
-    if not math.isfinite(number) or number < low or (open_low and number == low):
-        raise typer.BadParameter(f"{value!r} is not a {kind}")
+    try:
+        check("the value", number)
+    except UserError as e:
+        raise typer.BadParameter(str(e)) from None
     return number
 
 
 def positive(value) -> float:
     """Option parser: a finite number > 0 (learning rates)."""
-    return _number(value, 0.0, open_low=True)
+    return _number(value, check_positive)
 
 
 def non_negative(value) -> float:
     """Option parser: a finite number >= 0 (seconds between saves; 0: every step)."""
-    return _number(value, 0.0, open_low=False)
+    return _number(value, check_non_negative)
