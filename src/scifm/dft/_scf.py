@@ -1,0 +1,101 @@
+"""Conventional self-consistent field: dense diagonalisation and Pulay (DIIS) density mixing.
+
+Each cycle builds ``V_eff`` from the input density, diagonalises the Kohn-Sham matrix at every
+k-point, occupies the bands (fixed at T = 0, Fermi-Dirac otherwise), and mixes the output
+density with the previous ones (Pulay 1980: the combination of the last ``history`` inputs
+whose residuals ``rho_out - rho_in`` have the least norm, plus ``mixing`` times that residual).
+The energy reported is the functional of the output orbitals, the same functional the direct
+minimiser lowers.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scifm._progress import NoProgress
+from scifm.dft._hamiltonian import Hamiltonian
+from scifm.dft._occupations import fixed_occupations, smeared_occupations
+from scifm.dft._result import GroundState
+
+
+@eqx.filter_jit
+def _cycle(h: Hamiltonian, rho, positions, bands: int, temperature: float):
+    v = h.effective_potential(rho, positions)
+    eigenvalues, vectors = jnp.linalg.eigh(h.matrices(v, positions))
+    eigenvalues, coeffs = eigenvalues[:, :bands], vectors[:, :, :bands]
+    if temperature > 0:
+        occupations, mu = smeared_occupations(eigenvalues, h.weights, h.electrons, temperature)
+    else:
+        occupations, mu = fixed_occupations(eigenvalues, h.electrons)
+    terms = h.energy_terms(coeffs, occupations, positions, temperature)
+    return coeffs, eigenvalues, occupations, mu, h.density(coeffs, occupations), terms
+
+
+def scf(
+    h: Hamiltonian,
+    bands: int,
+    *,
+    temperature: float = 0.0,
+    mixing: float = 0.5,
+    history: int = 8,
+    tolerance: float = 1e-10,
+    max_cycles: int = 100,
+    progress=NoProgress(),
+) -> GroundState:
+    """Self-consistent ground state with ``bands`` bands at smearing ``temperature`` (Ha).
+
+    Converged when the free energy changes by less than ``tolerance`` (Ha) twice in a row and
+    the density residual integrates to less than ``sqrt(tolerance)`` electrons.
+    """
+    positions = jnp.asarray(h.basis.crystal.positions)
+    rho = jnp.full(h.g2.shape, h.electrons / h.volume)
+    inputs, residuals, energies = [], [], []
+    progress.start(max_cycles, 0)
+    converged, calm = False, 0
+    for cycle in range(1, max_cycles + 1):
+        coeffs, eigenvalues, occupations, mu, rho_out, terms = _cycle(
+            h, rho, positions, bands, temperature
+        )
+        free = float(terms["free_energy"])
+        residual = rho_out - rho
+        error = float(jnp.sum(jnp.abs(residual))) * h.volume / h.points
+        progress.step(free, 1)
+        calm = calm + 1 if energies and abs(free - energies[-1]) < tolerance else 0
+        energies.append(free)
+        if calm >= 2 and error < np.sqrt(tolerance):
+            converged = True
+            break
+        inputs, residuals = (inputs + [rho])[-history:], (residuals + [residual])[-history:]
+        rho = _pulay(inputs, residuals, mixing)
+    progress.close()
+    return GroundState(
+        hamiltonian=h,
+        positions=np.asarray(positions),
+        coeffs=coeffs,
+        occupations=occupations,
+        eigenvalues=np.asarray(eigenvalues),
+        energies={k: float(v) for k, v in terms.items()},
+        fermi_level=float(mu),
+        temperature=temperature,
+        steps=cycle,
+        converged=converged,
+        history=energies,
+    )
+
+
+def _pulay(inputs, residuals, mixing):
+    n = len(inputs)
+    r = jnp.stack([x.ravel() for x in residuals])
+    overlap = np.asarray(r @ r.T)
+    a = np.ones((n + 1, n + 1))
+    a[:n, :n] = overlap
+    a[n, n] = 0.0
+    rhs = np.zeros(n + 1)
+    rhs[n] = 1.0
+    coefficients = np.linalg.lstsq(a, rhs, rcond=None)[0][:n]
+    mixed = sum(c * (x + mixing * res) for c, x, res in zip(coefficients, inputs, residuals, strict=True))
+    return jnp.maximum(mixed, 0.0)
+
