@@ -45,9 +45,9 @@ def ewald_energy(lattice: np.ndarray, positions, charges) -> jax.Array:
 
     cartesian = jnp.asarray(positions) @ lattice
     d = cartesian[:, None, None, :] - cartesian[None, :, None, :] + translations[None, None]
-    r = jnp.sqrt(jnp.sum(d**2, axis=-1))
-    self_term = r < 1e-10
-    safe = jnp.where(self_term, 1.0, r)
+    r2 = jnp.sum(d**2, axis=-1)
+    self_term = r2 < 1e-20
+    safe = jnp.sqrt(jnp.where(self_term, 1.0, r2))  # no sqrt(0): its gradient is NaN
     pair = jnp.where(self_term, 0.0, jax.scipy.special.erfc(eta * safe) / safe)
     zz = charges[:, None] * charges[None, :]
     real = 0.5 * jnp.sum(zz * jnp.sum(pair, axis=-1))

@@ -211,10 +211,10 @@ class Hamiltonian(eqx.Module):
     def matrices(self, v_eff, positions):
         """Dense Kohn-Sham matrices (nk, npw, npw) in each k-point's plane waves."""
         v_g = (jnp.fft.fftn(v_eff) / self.points).ravel()
-        grid = np.array(self.basis.grid)
-        miller = self.basis.miller
-        diff = np.mod(miller[:, :, None, :] - miller[:, None, :, :], grid)
-        index = np.ravel_multi_index(tuple(np.moveaxis(diff, -1, 0)), self.basis.grid)
+        n1, n2, n3 = self.basis.grid
+        miller = jnp.asarray(self.basis.miller)
+        diff = jnp.mod(miller[:, :, None, :] - miller[:, None, :, :], jnp.array([n1, n2, n3]))
+        index = (diff[..., 0] * n2 + diff[..., 1]) * n3 + diff[..., 2]
         mask = jnp.asarray(self.basis.mask)
         both = mask[:, :, None] & mask[:, None, :]
         local = jnp.where(both, v_g[index], 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,14 +95,27 @@ def subspace_matrices(h: Hamiltonian, coeffs, occupations, positions):
     return jnp.einsum("kgi,kgj->kij", jnp.conj(coeffs), hc)
 
 
-def self_diagonalisation(h: Hamiltonian, coeffs, occupations, positions, temperature) -> dict:
+@eqx.filter_jit
+def _measures(h: Hamiltonian, coeffs, occupations, positions, temperature):
     sub = subspace_matrices(h, coeffs, occupations, positions)
     diagonal = jnp.real(jnp.diagonal(sub, axis1=1, axis2=2))
     off = jnp.abs(sub - jax.vmap(jnp.diag)(jnp.diagonal(sub, axis1=1, axis2=2)))
-    if temperature > 0:
-        mu = fermi_level(diagonal, h.weights, h.electrons, temperature)
-        target = fermi_dirac((diagonal - mu) / temperature)
-        occ_error = float(jnp.max(jnp.abs(occupations - target)))
-    else:
-        occ_error = 0.0
-    return {"max_offdiagonal": float(jnp.max(off)), "max_occupation_error": occ_error}
+    commutator = off * jnp.abs(occupations[:, None, :] - occupations[:, :, None])
+    safe = jnp.maximum(temperature, 1e-300)
+    mu = fermi_level(diagonal, h.weights, h.electrons, safe)
+    target = fermi_dirac((diagonal - mu) / safe)
+    error = jnp.where(temperature > 0, jnp.max(jnp.abs(occupations - target)), 0.0)
+    return jnp.max(off), jnp.max(commutator), error
+
+
+def self_diagonalisation(h: Hamiltonian, coeffs, occupations, positions, temperature) -> dict:
+    """``max_offdiagonal``: the largest |H_ij|, i != j, in the orbitals' basis (gauge-dependent
+    where occupations are equal: any rotation of equally occupied orbitals leaves E unchanged);
+    ``max_commutator``: the largest |[H, F]_ij| = |H_ij (f_j - f_i)|, zero at any stationary
+    point; ``max_occupation_error``: the largest |f_i - f_FD(H_ii)| (T > 0 only)."""
+    off, commutator, error = _measures(h, coeffs, occupations, positions, float(temperature))
+    return {
+        "max_offdiagonal": float(off),
+        "max_commutator": float(commutator),
+        "max_occupation_error": float(error),
+    }
