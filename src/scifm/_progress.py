@@ -127,14 +127,22 @@ class NoProgress:
 class RunBar:
     """The bar of one training run on a :class:`Display`: last loss, last evaluation, rate.
 
-    ``unit`` is what the rate counts (``samples`` for operators, ``it`` for steps). ``close``
+    ``unit`` is what the rate counts (``samples`` for operators, ``it`` for steps); ``quantity``
+    names the number shown (``loss``; ``F (Ha)`` for DFT, with more ``digits``). ``close``
     removes the line (and closes the display when the bar owns it).
     """
 
     def __init__(
-        self, display: Display, description: str, unit: str = "samples", owns_display: bool = False
+        self,
+        display: Display,
+        description: str,
+        unit: str = "samples",
+        owns_display: bool = False,
+        quantity: str = "loss",
+        digits: int = 3,
     ):
         self.display, self.description, self.unit = display, description, unit
+        self.quantity, self.digits = quantity, digits
         self.owns, self.bar = owns_display, None
         self.loss, self.value, self.count = "-", "", 0
         self._start = time.perf_counter()
@@ -147,9 +155,9 @@ class RunBar:
 
     def step(self, loss: float, samples: int) -> None:
         self.count += samples
-        self.loss = f"{loss:.3g}"
+        self.loss = f"{loss:.{self.digits}g}"
         rate = self.count / max(time.perf_counter() - self._start, 1e-9)
-        self.bar.update(advance=1, info=f"loss {self.loss}{self.value} | {rate:,.1f} {self.unit}/s")
+        self.bar.update(advance=1, info=f"{self.quantity} {self.loss}{self.value} | {rate:,.1f} {self.unit}/s")
 
     def evaluated(self, name: str, value: float, at: str) -> None:
         self.value = f" | {name} {value:.3g} ({at})"

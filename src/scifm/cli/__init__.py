@@ -16,13 +16,13 @@ import typer
 
 from scifm import DivergenceError, RunConflict, UserError, __version__
 from scifm._checks import OutputExists
-from scifm.cli import bench, data, pinn, study, train
+from scifm.cli import bench, data, dft, pinn, study, train
 
 app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be eaten as markup
     name="scifm",
     help="Scientific foundation models: exact PDE data, neural operators, transfer studies, "
-    "high-dimensional PINNs.",
+    "high-dimensional PINNs, plane-wave DFT.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,6 +59,7 @@ for command in (
     pinn.pinn,
 ):
     app.command()(command)
+app.add_typer(dft.app, name="dft")
 app.add_typer(bench.app, name="bench")
 
 

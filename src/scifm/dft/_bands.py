@@ -147,7 +147,7 @@ def density_of_states(gs: GroundState, *, mesh=(8, 8, 8), bands: int | None = No
     else:
         reference = float(np.max(gs.eigenvalues[:, : gs.hamiltonian.electrons // 2]))
     e = (eig - reference) * HARTREE_EV
-    energies = np.linspace(e.min() - 1, np.sort(e, axis=1)[:, -1].min(), points)
+    energies = np.linspace(e.min() - 5 * width, e.max() + 5 * width, points)
     gauss = np.exp(-0.5 * ((energies[:, None, None] - e[None]) / width) ** 2) / (
         width * np.sqrt(2 * np.pi)
     )

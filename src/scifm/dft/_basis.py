@@ -37,7 +37,7 @@ def fft_grid(lattice: np.ndarray, ecut: float) -> tuple[int, int, int]:
     return tuple(sizes)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: a static jit argument
+@dataclasses.dataclass(frozen=True, eq=False)
 class PlaneWaves:
     """The plane waves of every k-point, padded to one length ``npw`` (``mask`` marks the real
     ones), and the FFT grid.
@@ -95,6 +95,18 @@ class PlaneWaves:
         wrapped = np.mod(miller, np.array(grid))
         flat = np.ravel_multi_index(tuple(np.moveaxis(wrapped, -1, 0)), grid)
         return cls(crystal, kpoints, float(ecut), grid, miller, mask, kpg, flat, count)
+
+    def _key(self):
+        # What fixes the basis; the atoms' positions do not (they are a traced argument of
+        # every Hamiltonian method), so moving atoms reuses compiled code.
+        k = self.kpoints
+        return (self.grid, self.ecut, self.crystal.lattice.tobytes(), k.reduced.tobytes(), k.weights.tobytes())
+
+    def __hash__(self):  # a static field of Hamiltonian: jit caches on it
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, PlaneWaves) and self._key() == other._key()
 
     @property
     def npw(self) -> int:

@@ -49,6 +49,9 @@ class Annealing:
         return self.start * (target / self.start) ** (step / self.steps)
 
 
+_LBFGS = optax.lbfgs()  # one object, so that jit compiles the step once per shape
+
+
 def _occupation_count(h: Hamiltonian) -> int:
     weights = np.asarray(h.basis.kpoints.weights)
     if not np.allclose(weights, weights[0]):
@@ -98,7 +101,7 @@ def _step(params, state, h, positions, temperature, optimizer):
 
     value, grad = jax.value_and_grad(fn)(params)
     updates, state = optimizer.update(grad, state, params, value=value, grad=grad, value_fn=fn)
-    norm = optax.global_norm(grad)
+    norm = optax.tree.norm(grad)
     return optax.apply_updates(params, updates), state, value, norm
 
 
@@ -136,10 +139,13 @@ def direct_minimise(
         run: a :class:`scifm._runs.RunDirectory`: parameters and optimiser state are saved
             every ``checkpoint_every`` steps, and a rerun resumes from the last save.
     """
-    optimizer = optax.with_extra_args_support(optimizer or optax.lbfgs())
+    optimizer = optimizer or _LBFGS
+    if not isinstance(optimizer, optax.GradientTransformationExtraArgs):
+        optimizer = optax.with_extra_args_support(optimizer)
     positions = jnp.asarray(h.basis.crystal.positions)
     params = initial_parameters(h, bands, key=key)
-    state = optimizer.init(params)
+    # strong dtypes, as the state after an update has them (else the step compiles twice)
+    state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if isinstance(x, jax.Array) else x, optimizer.init(params))
     start, rows, values = 0, [], []
     if run is not None:
         saved = run.load_state((params, state))
@@ -152,7 +158,7 @@ def direct_minimise(
     step = start
     while step < max_steps:
         t = annealing(step, temperature) if annealing else temperature
-        params, state, value, norm = _step(params, state, h, positions, t, optimizer)
+        params, state, value, norm = _step(params, state, h, positions, jnp.asarray(t), optimizer)
         step += 1
         value, norm = float(value), float(norm)
         if not math.isfinite(value):
@@ -175,19 +181,30 @@ def direct_minimise(
         if run is not None and step % checkpoint_every == 0:
             run.save_state((params, state), {"step": step, "values": values}, step=step)
     progress.close()
-    coeffs, occupations = orbitals_and_occupations(h, params)
-    terms = h.energy_terms(coeffs, occupations, positions, temperature)
+    coeffs, occupations, terms = _final(h, params, positions, jnp.asarray(temperature))
     return _ground_state(h, coeffs, occupations, positions, temperature, terms, step, converged, rows)
 
 
-def _row(h, params, positions, temperature, step, value, norm) -> dict:
+@eqx.filter_jit
+def _final(h, params, positions, temperature):
     coeffs, occupations = orbitals_and_occupations(h, params)
+    return coeffs, occupations, h.energy_terms(coeffs, occupations, positions, temperature)
+
+
+@eqx.filter_jit
+def _rows_measures(h, params, positions, temperature):
+    coeffs, occupations = orbitals_and_occupations(h, params)
+    return coeffs, occupations
+
+
+def _row(h, params, positions, temperature, step, value, norm) -> dict:
+    coeffs, occupations = _rows_measures(h, params, positions, jnp.asarray(temperature))
     measures = self_diagonalisation(h, coeffs, occupations, positions, temperature)
     return {"step": step, "free_energy": value, "gradient_norm": norm, "temperature": temperature, **measures}
 
 
 def _ground_state(h, coeffs, occupations, positions, temperature, terms, steps, converged, rows):
-    sub = subspace_matrices(h, coeffs, occupations, positions)
+    sub = eqx.filter_jit(subspace_matrices)(h, coeffs, occupations, positions)
     eigenvalues = np.real(np.asarray(jnp.diagonal(sub, axis1=1, axis2=2)))
     if temperature > 0:
         mu = float(fermi_level(jnp.asarray(eigenvalues), h.weights, h.electrons, temperature))

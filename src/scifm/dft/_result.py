@@ -101,7 +101,7 @@ def _measures(h: Hamiltonian, coeffs, occupations, positions, temperature):
     diagonal = jnp.real(jnp.diagonal(sub, axis1=1, axis2=2))
     off = jnp.abs(sub - jax.vmap(jnp.diag)(jnp.diagonal(sub, axis1=1, axis2=2)))
     commutator = off * jnp.abs(occupations[:, None, :] - occupations[:, :, None])
-    safe = jnp.maximum(temperature, 1e-300)
+    safe = jnp.maximum(temperature, 1e-12)
     mu = fermi_level(diagonal, h.weights, h.electrons, safe)
     target = fermi_dirac((diagonal - mu) / safe)
     error = jnp.where(temperature > 0, jnp.max(jnp.abs(occupations - target)), 0.0)
@@ -113,7 +113,7 @@ def self_diagonalisation(h: Hamiltonian, coeffs, occupations, positions, tempera
     where occupations are equal: any rotation of equally occupied orbitals leaves E unchanged);
     ``max_commutator``: the largest |[H, F]_ij| = |H_ij (f_j - f_i)|, zero at any stationary
     point; ``max_occupation_error``: the largest |f_i - f_FD(H_ii)| (T > 0 only)."""
-    off, commutator, error = _measures(h, coeffs, occupations, positions, float(temperature))
+    off, commutator, error = _measures(h, coeffs, occupations, positions, jnp.asarray(temperature, dtype=jnp.float64))
     return {
         "max_offdiagonal": float(off),
         "max_commutator": float(commutator),
