@@ -11,7 +11,6 @@ minimiser lowers.
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -55,7 +54,9 @@ def scf(
     inputs, residuals, energies = [], [], []
     progress.start(max_cycles, 0)
     converged, calm = False, 0
-    for cycle in range(1, max_cycles + 1):
+    cycle = 0
+    while cycle < max_cycles:
+        cycle += 1
         coeffs, eigenvalues, occupations, mu, rho_out, terms = _cycle(
             h, rho, positions, bands, temperature
         )
