@@ -205,11 +205,17 @@ def _row(h, params, positions, temperature, step, value, norm) -> dict:
 
 def _ground_state(h, coeffs, occupations, positions, temperature, terms, steps, converged, rows):
     sub = eqx.filter_jit(subspace_matrices)(h, coeffs, occupations, positions)
-    eigenvalues = np.real(np.asarray(jnp.diagonal(sub, axis1=1, axis2=2)))
+    # Rayleigh-Ritz in the orbitals' span: equally occupied orbitals may be any rotation of
+    # the eigenvectors (the energy does not change), so the diagonal of H is not enough
+    # at T > 0 the orbitals are self-diagonalised: keep their order, matching the occupations
+    if temperature > 0:
+        eigenvalues = np.real(np.asarray(jnp.diagonal(sub, axis1=1, axis2=2)))
+    else:
+        eigenvalues = np.linalg.eigvalsh(np.asarray(sub))
     if temperature > 0:
         mu = float(fermi_level(jnp.asarray(eigenvalues), h.weights, h.electrons, temperature))
     else:
-        mu = float(np.max(np.where(np.asarray(occupations) > 0.5, eigenvalues, -np.inf)))
+        mu = float(np.max(eigenvalues[:, : h.electrons // 2]))
     return GroundState(
         hamiltonian=h,
         positions=np.asarray(positions),
