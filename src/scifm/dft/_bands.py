@@ -120,6 +120,13 @@ def non_self_consistent(gs: GroundState, kpoints: KPoints, bands: int) -> np.nda
     return np.asarray(_eigenvalues(path_h, v, jnp.asarray(gs.positions)))[:, :bands]
 
 
+def _reference(gs: GroundState) -> float:
+    """The energy plots set to zero: the Fermi level with smearing, else the valence top."""
+    if gs.temperature > 0:
+        return gs.fermi_level
+    return float(np.max(gs.eigenvalues[:, : gs.hamiltonian.electrons // 2]))
+
+
 def band_structure(gs: GroundState, path: str | None = None, *, bands: int | None = None,
                    points_per_segment: int = 20) -> Bands:
     """Bands along ``path`` (default L-G-X-W-K-G for fcc), zero at the valence top (T = 0)
@@ -127,10 +134,7 @@ def band_structure(gs: GroundState, path: str | None = None, *, bands: int | Non
     reduced, distance, labels = path_points(gs, path, points_per_segment)
     nb = bands or gs.coeffs.shape[-1] + 4
     eig = non_self_consistent(gs, KPoints.path(reduced), nb)
-    if gs.temperature > 0:
-        reference = gs.fermi_level
-    else:
-        reference = float(np.max(gs.eigenvalues[:, : gs.hamiltonian.electrons // 2]))
+    reference = _reference(gs)
     return Bands(reduced, distance, labels, eig, reference)
 
 
@@ -142,10 +146,7 @@ def density_of_states(gs: GroundState, *, mesh=(8, 8, 8), bands: int | None = No
     kpoints = KPoints.monkhorst_pack(mesh)
     nb = bands or gs.coeffs.shape[-1] + 4
     eig = non_self_consistent(gs, kpoints, nb)
-    if gs.temperature > 0:
-        reference = gs.fermi_level
-    else:
-        reference = float(np.max(gs.eigenvalues[:, : gs.hamiltonian.electrons // 2]))
+    reference = _reference(gs)
     e = (eig - reference) * HARTREE_EV
     energies = np.linspace(e.min() - 5 * width, e.max() + 5 * width, points)
     gauss = np.exp(-0.5 * ((energies[:, None, None] - e[None]) / width) ** 2) / (

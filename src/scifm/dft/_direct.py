@@ -191,14 +191,8 @@ def _final(h, params, positions, temperature):
     return coeffs, occupations, h.energy_terms(coeffs, occupations, positions, temperature)
 
 
-@eqx.filter_jit
-def _rows_measures(h, params, positions, temperature):
-    coeffs, occupations = orbitals_and_occupations(h, params)
-    return coeffs, occupations
-
-
 def _row(h, params, positions, temperature, step, value, norm) -> dict:
-    coeffs, occupations = _rows_measures(h, params, positions, jnp.asarray(temperature))
+    coeffs, occupations = eqx.filter_jit(orbitals_and_occupations)(h, params)
     measures = self_diagonalisation(h, coeffs, occupations, positions, temperature)
     return {"step": step, "free_energy": value, "gradient_norm": norm, "temperature": temperature, **measures}
 

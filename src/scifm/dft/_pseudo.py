@@ -82,22 +82,6 @@ class GTH:
         coulomb = jnp.where(q2 > 0, -4 * jnp.pi * self.zion * gauss / safe, 0.0)
         return coulomb + jnp.where(q2 > 0, jnp.sqrt(8 * jnp.pi**3) * r**3 * gauss * poly, 0.0)
 
-    def projectors(self):
-        """``[(l, i, r_l)]`` for every radial projector, and the block-diagonal ``h``."""
-        index, blocks = [], []
-        for l, (r, h) in enumerate(self.channels):
-            h = np.atleast_2d(np.asarray(h, dtype=np.float64)) if len(h) else np.zeros((0, 0))
-            for i in range(h.shape[0]):
-                index.append((l, i + 1, r))
-            blocks.append(h)
-        n = sum(b.shape[0] for b in blocks)
-        full = np.zeros((n, n))
-        at = 0
-        for b in blocks:
-            full[at : at + b.shape[0], at : at + b.shape[0]] = b
-            at += b.shape[0]
-        return index, full
-
 
 def radial_projector(l: int, i: int, r: float, q):
     """``4 pi int r'^2 j_l(q r') p_i^l(r') dr'``: the projector's radial Fourier transform
