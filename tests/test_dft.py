@@ -151,10 +151,15 @@ def test_energy_falls_with_the_cutoff():
 # --- direct minimisation ---
 
 
-def test_direct_minimisation_agrees_with_scf_for_an_insulator():
-    crystal = si()
-    scf = dft.ground_state(crystal, ecut=5, kpts=(2, 2, 2), bands=4)
-    direct = dft.ground_state(crystal, ecut=5, kpts=(2, 2, 2), bands=4, method=dft.Direct())
+@pytest.fixture(scope="module")
+def silicon_both():
+    """Si at ecut 5, 2x2x2, by SCF and by direct minimisation."""
+    kw = dict(ecut=5, kpts=(2, 2, 2), bands=4)
+    return dft.ground_state(si(), **kw), dft.ground_state(si(), **kw, method=dft.Direct())
+
+
+def test_direct_minimisation_agrees_with_scf_for_an_insulator(silicon_both):
+    scf, direct = silicon_both
     assert direct.converged
     assert direct.energies["total_energy"] == pytest.approx(scf.energies["total_energy"], abs=1e-8)
     assert direct.self_diagonalisation()["max_commutator"] < 1e-4
@@ -192,6 +197,67 @@ def test_direct_minimisation_resumes_to_the_same_parameters(tmp_path):
     assert resumed.steps == 30
     np.testing.assert_array_equal(np.asarray(resumed.coeffs), np.asarray(straight.coeffs))
     assert [r["step"] for r in run.metrics()] == [10, 20, 30]
+
+
+# --- eigensolvers, cells, devices ---
+
+
+def test_lobpcg_finds_the_lowest_eigenpairs_of_the_dense_matrix(silicon):
+    from scifm.dft._eigensolver import lobpcg
+    from scifm.dft._scf import _random_orbitals
+
+    h, positions = silicon.hamiltonian, jnp.asarray(silicon.positions)
+    v = h.effective_potential(silicon.density, positions)
+    exact = np.linalg.eigvalsh(np.asarray(h.matrices(v, positions)))[:, :6]
+    apply = jax.jit(lambda c: h.apply(c, v, positions))
+    values, vectors, residual = lobpcg(apply, _random_orbitals(h, 8), h.kinetic, jnp.asarray(h.basis.mask), 40)  # fmt: skip
+    np.testing.assert_allclose(values[:, :6], exact, atol=1e-9)
+    assert float(residual[:, :6].max()) < 1e-5
+    overlap = jnp.einsum("kgi,kgj->kij", jnp.conj(vectors), vectors)
+    np.testing.assert_allclose(overlap, np.broadcast_to(np.eye(8), overlap.shape), atol=1e-10)
+
+
+def test_lobpcg_scf_agrees_with_dense_scf_for_a_metal():
+    al = dft.Crystal.fcc("Al", 7.65)
+    kw = dict(ecut=4, kpts=(2, 2, 2), bands=6, smearing=0.02)
+    dense = dft.ground_state(al, **kw)
+    iterative = dft.ground_state(al, **kw, method=dft.SCF(eigensolver=dft.LOBPCG()))
+    assert iterative.converged
+    assert iterative.energies["free_energy"] == pytest.approx(dense.energies["free_energy"], abs=1e-9)
+    np.testing.assert_allclose(iterative.eigenvalues, dense.eigenvalues, atol=1e-6)
+
+
+def test_cubic_cell_is_four_primitive_cells():
+    """The 8-atom cubic cell at Gamma holds the primitive cell's Gamma and three X points."""
+    x_points = dft.KPoints.path(np.array([[0, 0, 0], [0.5, 0, 0.5], [0.5, 0.5, 0], [0, 0.5, 0.5]]))
+    primitive = dft.scf(dft.Hamiltonian.build(dft.PlaneWaves.build(si(), x_points, 4.0)), 4)
+    cubic = dft.ground_state(dft.Crystal.diamond("Si", 10.26, cubic=True), ecut=4, kpts=(1, 1, 1), method=dft.SCF(eigensolver=dft.LOBPCG()))  # fmt: skip
+    assert cubic.hamiltonian.basis.count[0] == primitive.hamiltonian.basis.count.sum()  # the same plane waves
+    assert cubic.energies["total_energy"] / 4 == pytest.approx(primitive.energies["total_energy"], abs=1e-5)
+
+
+def test_kpoints_split_over_two_devices_give_the_same_energies(silicon_both):
+    """Two CPU devices stand in for two GPUs: SCF and direct minimisation, k-points split."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import jax; jax.config.update('jax_enable_x64', True)\n"
+        "from scifm import dft\n"
+        "kw = dict(ecut=5, kpts=(2, 2, 2), bands=4)\n"
+        "gs = dft.ground_state(dft.Crystal.diamond('Si', 10.26), **kw)\n"
+        "d = dft.ground_state(dft.Crystal.diamond('Si', 10.26), **kw, method=dft.Direct())\n"
+        "print(len(jax.devices()), len(gs.coeffs.sharding.device_set), len(d.coeffs.sharding.device_set), repr(gs.energies['total_energy']), repr(d.energies['total_energy']))\n"
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    devices, scf_used, direct_used, scf_energy, direct_energy = out.stdout.split()
+    assert devices == scf_used == direct_used == "2"
+    scf, direct = silicon_both
+    assert len(scf.coeffs.sharding.device_set) == 1
+    assert float(scf_energy) == pytest.approx(scf.energies["total_energy"], abs=1e-10)
+    assert float(direct_energy) == pytest.approx(direct.energies["total_energy"], abs=1e-9)
 
 
 # --- forces ---

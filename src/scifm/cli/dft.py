@@ -20,6 +20,7 @@ from scifm.cli._parse import non_negative, positive
 app = typer.Typer(help="Plane-wave DFT: ground states and band structures.", no_args_is_help=True)
 
 METHODS = ("direct", "scf")
+EIGENSOLVERS = ("lobpcg", "dense")
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -60,6 +61,7 @@ def ground_state(
     xc: str = typer.Option("lda-pw92", "--xc", help="lda-pw92 or lda-pz81."),
     method: str = typer.Option("direct", "--method", help="direct (the paper's minimiser) or scf."),
     optimizer: str = typer.Option("lbfgs", "--optimizer", help="Direct method: lbfgs or adam (the paper's, lr 1e-2)."),
+    eigensolver: str = typer.Option("lobpcg", "--eigensolver", help="SCF: lobpcg (iterative, FFT products) or dense (eigh of the full matrix)."),
     max_steps: int = typer.Option(5000, "--max-steps", min=1, help="Direct: optimiser steps; SCF: cycles (x50)."),
     seed: int = typer.Option(0, "--seed", help="Direct method: random initial orbitals and occupations."),
     out: str = typer.Option(..., "--out", help="Run directory; a killed direct run resumes there."),
@@ -84,6 +86,8 @@ def ground_state(
         raise UserError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown --optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if eigensolver not in EIGENSOLVERS:
+        raise UserError(f"unknown --eigensolver {eigensolver!r}; choose from {', '.join(EIGENSOLVERS)}")
     functional = dft.functional(xc)
     crystal = _structure(structure, a)
     mesh = _kpts(kpts)
@@ -100,6 +104,7 @@ def ground_state(
         "xc": xc,
         "method": method,
         "optimizer": optimizer if method == "direct" else None,
+        "eigensolver": eigensolver if method == "scf" else None,
         "seed": seed if method == "direct" else None,
     }
     run = RunDirectory.open(out, config)
@@ -107,7 +112,10 @@ def ground_state(
         opt = optax.lbfgs() if optimizer == "lbfgs" else optax.adam(1e-2, b2=0.99)
         solver = dft.Direct(seed=seed, optimizer=opt, max_steps=max_steps)
     else:
-        solver = dft.SCF(max_cycles=max_steps if max_steps < 5000 else 100)
+        solver = dft.SCF(
+            max_cycles=max_steps if max_steps < 5000 else 100,
+            eigensolver=dft.LOBPCG() if eigensolver == "lobpcg" else dft.Dense(),
+        )
     bar = RunBar(Display(), f"{structure} {method}", unit="it", owns_display=True, quantity="F (Ha)", digits=10)
     start = time.perf_counter()
     gs = dft.ground_state(

@@ -17,6 +17,8 @@ from scifm.dft._crystal import Crystal as Crystal
 from scifm.dft._crystal import KPoints as KPoints
 from scifm.dft._direct import Annealing as Annealing
 from scifm.dft._direct import direct_minimise as direct_minimise
+from scifm.dft._eigensolver import LOBPCG as LOBPCG
+from scifm.dft._eigensolver import Dense as Dense
 from scifm.dft._ewald import ewald_energy as ewald_energy
 from scifm.dft._ground import SCF as SCF
 from scifm.dft._ground import Direct as Direct
@@ -35,8 +37,8 @@ from scifm.dft._xc import AbstractLDA as AbstractLDA
 from scifm.dft._xc import functional as functional
 
 __all__ = [
-    "Annealing", "BOHR_PER_ANGSTROM", "BUILTIN", "Bands", "Crystal", "Direct", "FUNCTIONALS",
-    "GTH", "GTH_PADE", "GroundState", "HARTREE_EV", "Hamiltonian", "KPoints", "PW92", "PZ81",
+    "Annealing", "BOHR_PER_ANGSTROM", "BUILTIN", "Bands", "Crystal", "Dense", "Direct", "FUNCTIONALS",
+    "GTH", "GTH_PADE", "GroundState", "HARTREE_EV", "Hamiltonian", "KPoints", "LOBPCG", "PW92", "PZ81",
     "PlaneWaves", "SCF", "AbstractLDA", "band_structure", "default_bands", "density_of_states",
     "direct_minimise", "ewald_energy", "fft_grid", "functional", "ground_state", "gth_pade", "scf",
 ]  # fmt: skip

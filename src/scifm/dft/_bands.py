@@ -13,6 +13,7 @@ from scifm.dft._basis import PlaneWaves
 from scifm.dft._crystal import BOHR_PER_ANGSTROM, HARTREE_EV, KPoints
 from scifm.dft._hamiltonian import Hamiltonian
 from scifm.dft._result import GroundState
+from scifm.dft._sharding import per_kpoint
 
 # Special points of the fcc primitive cell (lattice rows a/2 (0,1,1), (1,0,1), (1,1,0)), in
 # reduced coordinates of its reciprocal lattice (Setyawan and Curtarolo 2010, as ASE).
@@ -106,7 +107,7 @@ def _special_points(crystal):
 
 @eqx.filter_jit
 def _eigenvalues(h: Hamiltonian, v, positions):
-    return jnp.linalg.eigh(h.matrices(v, positions))[0]
+    return per_kpoint(jnp.linalg.eigvalsh, h.sharding)(h.matrices(v, positions))
 
 
 def non_self_consistent(gs: GroundState, kpoints: KPoints, bands: int) -> np.ndarray:

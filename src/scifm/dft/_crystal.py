@@ -25,6 +25,9 @@ BUILTIN = {
 }
 
 
+_FCC_SITES = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Crystal:
     """A periodic crystal.
@@ -58,15 +61,22 @@ class Crystal:
     # --- construction ---
 
     @classmethod
-    def fcc(cls, symbol: str, a: float) -> Crystal:
-        """Face-centred cubic, one atom in the primitive cell; ``a`` the cubic constant (bohr)."""
+    def fcc(cls, symbol: str, a: float, *, cubic: bool = False) -> Crystal:
+        """Face-centred cubic, one atom in the primitive cell (four in the ``cubic``
+        conventional cell); ``a`` the cubic constant (bohr)."""
         check_positive("the lattice constant", a)
+        if cubic:
+            return cls(a * np.eye(3), (symbol,) * 4, _FCC_SITES)
         return cls(a / 2 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]), (symbol,), [[0, 0, 0]])
 
     @classmethod
-    def diamond(cls, symbol: str, a: float) -> Crystal:
-        """Diamond: fcc with atoms at reduced (0,0,0) and (1/4,1/4,1/4); ``a`` in bohr."""
+    def diamond(cls, symbol: str, a: float, *, cubic: bool = False) -> Crystal:
+        """Diamond: fcc with atoms at reduced (0,0,0) and (1/4,1/4,1/4) (eight atoms in the
+        ``cubic`` conventional cell); ``a`` in bohr."""
         check_positive("the lattice constant", a)
+        if cubic:
+            sites = np.concatenate([_FCC_SITES, _FCC_SITES + 0.25])
+            return cls(a * np.eye(3), (symbol,) * 8, sites)
         lattice = a / 2 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]])
         return cls(lattice, (symbol, symbol), [[0, 0, 0], [0.25, 0.25, 0.25]])
 

@@ -34,6 +34,7 @@ from scifm._progress import NoProgress
 from scifm.dft._hamiltonian import Hamiltonian
 from scifm.dft._occupations import fermi_level
 from scifm.dft._result import GroundState, self_diagonalisation, subspace_matrices
+from scifm.dft._sharding import per_kpoint, put_along_k
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,37 +68,47 @@ def _occupation_count(h: Hamiltonian) -> int:
     return int(round(total))
 
 
-def initial_parameters(h: Hamiltonian, bands: int, *, key) -> dict:
+def kinetic_scale(h: Hamiltonian):
+    """The preconditioning change of variables ``W = s W'``, ``s = (1 + |k+G|^2 / 2)^(-1/2)``:
+    a gradient step in ``W'`` is a step in ``W`` scaled by ``s^2``, damping the stiff
+    high-kinetic-energy directions as a kinetic preconditioner does (Teter et al. 1989)."""
+    return jnp.where(jnp.asarray(h.basis.mask), 1 / jnp.sqrt(1 + h.kinetic), 0.0)[..., None]
+
+
+def initial_parameters(h: Hamiltonian, bands: int, *, key, precondition: bool = False) -> dict:
     nk, npw = h.basis.mask.shape
     k1, k2, k3 = jax.random.split(key, 3)
-    # low kinetic energy first: a smooth start (plane waves damped by their kinetic energy)
+    # low kinetic energy first: a smooth start (plane waves damped by their kinetic energy);
+    # the same orbitals with or without preconditioning
     damp = jnp.where(jnp.asarray(h.basis.mask), 1 / (1 + h.kinetic), 0.0)[..., None]
+    if precondition:
+        damp = jnp.where(jnp.asarray(h.basis.mask)[..., None], damp / kinetic_scale(h), 0.0)
     occupied = _occupation_count(h)
     return {
-        "re": jax.random.normal(k1, (nk, npw, bands)) * damp,
-        "im": jax.random.normal(k2, (nk, npw, bands)) * damp,
+        "re": put_along_k(jax.random.normal(k1, (nk, npw, bands)) * damp, h.sharding),
+        "im": put_along_k(jax.random.normal(k2, (nk, npw, bands)) * damp, h.sharding),
         "occ": jax.random.normal(k3, (nk * bands, occupied)),
     }
 
 
-def orbitals_and_occupations(h: Hamiltonian, params: dict):
+def orbitals_and_occupations(h: Hamiltonian, params: dict, precondition: bool = False):
     mask = jnp.asarray(h.basis.mask)[..., None]
-    w = (params["re"] + 1j * params["im"]) * mask
-    coeffs = jnp.linalg.qr(w).Q * mask
+    w = (params["re"] + 1j * params["im"]) * (kinetic_scale(h) if precondition else mask)
+    coeffs = per_kpoint(lambda a: jnp.linalg.qr(a).Q, h.sharding)(w) * mask
     v = jnp.linalg.qr(params["occ"]).Q
     nk, _, bands = coeffs.shape
     return coeffs, jnp.sum(v**2, axis=1).reshape(nk, bands)
 
 
-def _objective(params, h, positions, temperature):
-    coeffs, occupations = orbitals_and_occupations(h, params)
+def _objective(params, h, positions, temperature, precondition):
+    coeffs, occupations = orbitals_and_occupations(h, params, precondition)
     return h.free_energy(coeffs, occupations, positions, temperature)
 
 
 @eqx.filter_jit
-def _step(params, state, h, positions, temperature, optimizer):
+def _step(params, state, h, positions, temperature, optimizer, precondition):
     def fn(p):
-        return _objective(p, h, positions, temperature)
+        return _objective(p, h, positions, temperature, precondition)
 
     value, grad = jax.value_and_grad(fn)(params)
     updates, state = optimizer.update(grad, state, params, value=value, grad=grad, value_fn=fn)
@@ -113,6 +124,7 @@ def direct_minimise(
     temperature: float = 0.0,
     optimizer: optax.GradientTransformation | None = None,
     annealing: Annealing | None = None,
+    precondition: bool = False,
     max_steps: int = 5000,
     tolerance: float = 1e-9,
     gradient_tolerance: float = 1e-5,
@@ -131,6 +143,7 @@ def direct_minimise(
         optimizer: Optax optimiser (default ``optax.lbfgs()``; the paper's is
             ``optax.adam(1e-2, b2=0.99)``).
         annealing: optional temperature schedule towards ``temperature``.
+        precondition: optimise ``W' = W / s`` (:func:`kinetic_scale`) instead of ``W``.
         tolerance, window: converged when the free energy changed by less than ``tolerance``
             (Ha) over the last ``window`` steps and the gradient norm is below
             ``gradient_tolerance``.
@@ -143,7 +156,7 @@ def direct_minimise(
     if not isinstance(optimizer, optax.GradientTransformationExtraArgs):
         optimizer = optax.with_extra_args_support(optimizer)
     positions = jnp.asarray(h.basis.crystal.positions)
-    params = initial_parameters(h, bands, key=key)
+    params = initial_parameters(h, bands, key=key, precondition=precondition)
     # strong dtypes, as the state after an update has them (else the step compiles twice)
     state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if isinstance(x, jax.Array) else x, optimizer.init(params))
     start, rows, values = 0, [], []
@@ -158,7 +171,7 @@ def direct_minimise(
     step = start
     while step < max_steps:
         t = annealing(step, temperature) if annealing else temperature
-        params, state, value, norm = _step(params, state, h, positions, jnp.asarray(t), optimizer)
+        params, state, value, norm = _step(params, state, h, positions, jnp.asarray(t), optimizer, precondition)
         step += 1
         value, norm = float(value), float(norm)
         if not math.isfinite(value):
@@ -167,7 +180,7 @@ def direct_minimise(
         progress.step(value, 1)
         annealed = t == temperature
         if step % log_every == 0 or step == max_steps:
-            rows.append(_row(h, params, positions, t, step, value, norm))
+            rows.append(_row(h, params, positions, t, step, value, norm, precondition))
             if run is not None:
                 run.log(rows[-1])
         if (
@@ -181,18 +194,18 @@ def direct_minimise(
         if run is not None and step % checkpoint_every == 0:
             run.save_state((params, state), {"step": step, "values": values}, step=step)
     progress.close()
-    coeffs, occupations, terms = _final(h, params, positions, jnp.asarray(temperature))
+    coeffs, occupations, terms = _final(h, params, positions, jnp.asarray(temperature), precondition)
     return _ground_state(h, coeffs, occupations, positions, temperature, terms, step, converged, rows)
 
 
 @eqx.filter_jit
-def _final(h, params, positions, temperature):
-    coeffs, occupations = orbitals_and_occupations(h, params)
+def _final(h, params, positions, temperature, precondition):
+    coeffs, occupations = orbitals_and_occupations(h, params, precondition)
     return coeffs, occupations, h.energy_terms(coeffs, occupations, positions, temperature)
 
 
-def _row(h, params, positions, temperature, step, value, norm) -> dict:
-    coeffs, occupations = eqx.filter_jit(orbitals_and_occupations)(h, params)
+def _row(h, params, positions, temperature, step, value, norm, precondition) -> dict:
+    coeffs, occupations = eqx.filter_jit(orbitals_and_occupations)(h, params, precondition)
     measures = self_diagonalisation(h, coeffs, occupations, positions, temperature)
     return {"step": step, "free_energy": value, "gradient_norm": norm, "temperature": temperature, **measures}
 

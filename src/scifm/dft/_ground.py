@@ -13,6 +13,7 @@ from scifm._progress import NoProgress
 from scifm.dft._basis import PlaneWaves
 from scifm.dft._crystal import Crystal, KPoints
 from scifm.dft._direct import Annealing, direct_minimise
+from scifm.dft._eigensolver import LOBPCG, Dense
 from scifm.dft._hamiltonian import Hamiltonian
 from scifm.dft._occupations import check_bands
 from scifm.dft._result import GroundState
@@ -22,19 +23,22 @@ from scifm.dft._xc import PW92, AbstractLDA
 
 @dataclasses.dataclass(frozen=True)
 class SCF:
-    """Conventional SCF: dense diagonalisation, Pulay mixing (see :func:`scifm.dft.scf`)."""
+    """Conventional SCF: Pulay mixing, dense or LOBPCG diagonalisation (see
+    :func:`scifm.dft.scf`)."""
 
     mixing: float = 0.5
     history: int = 8
     tolerance: float = 1e-10
     max_cycles: int = 100
+    eigensolver: Dense | LOBPCG = Dense()
 
     reduces_kpoints = True
 
     def solve(self, h, bands, temperature, run=None, progress=NoProgress()) -> GroundState:
         return scf(
             h, bands, temperature=temperature, mixing=self.mixing, history=self.history,
-            tolerance=self.tolerance, max_cycles=self.max_cycles, progress=progress,
+            tolerance=self.tolerance, max_cycles=self.max_cycles, eigensolver=self.eigensolver,
+            progress=progress,
         )
 
 
@@ -48,6 +52,7 @@ class Direct:
     seed: int = 0
     optimizer: optax.GradientTransformation | None = None
     annealing: Annealing | None = None
+    precondition: bool = False
     max_steps: int = 5000
     tolerance: float = 1e-9
     gradient_tolerance: float = 1e-5
@@ -58,7 +63,8 @@ class Direct:
     def solve(self, h, bands, temperature, run=None, progress=NoProgress()) -> GroundState:
         return direct_minimise(
             h, bands, key=jax.random.key(self.seed), temperature=temperature,
-            optimizer=self.optimizer, annealing=self.annealing, max_steps=self.max_steps,
+            optimizer=self.optimizer, annealing=self.annealing, precondition=self.precondition,
+            max_steps=self.max_steps,
             tolerance=self.tolerance, gradient_tolerance=self.gradient_tolerance, run=run,
             checkpoint_every=self.checkpoint_every, progress=progress,
         )
@@ -88,6 +94,7 @@ def ground_state(
     xc: AbstractLDA = PW92(),
     method: SCF | Direct = SCF(),
     run=None,
+    devices=None,
     progress=NoProgress(),
 ) -> GroundState:
     """The Kohn-Sham ground state of ``crystal``.
@@ -100,6 +107,8 @@ def ground_state(
         xc: the functional (:class:`PW92` or :class:`PZ81`).
         method: :class:`SCF` or :class:`Direct`.
         run: a run directory (resumable direct minimisation).
+        devices: the devices the k-points are split over (default: all local devices; the
+            largest number of them that divides the k-point count is used).
     Raises:
         UserError: no pseudopotential for an element, a cut-off too small, too few bands,
             an impossible k-mesh, 32-bit floats.
@@ -108,7 +117,7 @@ def ground_state(
     check_non_negative("the smearing", smearing)
     kpoints = KPoints.monkhorst_pack(kpts, time_reversal=method.reduces_kpoints)
     basis = PlaneWaves.build(crystal, kpoints, ecut)
-    h = Hamiltonian.build(basis, xc)
+    h = Hamiltonian.build(basis, xc, devices=devices)
     bands = bands or default_bands(h.electrons, smearing)
     check_bands(bands, h.electrons, smearing)
     if bands > int(basis.count.min()):

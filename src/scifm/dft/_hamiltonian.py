@@ -24,6 +24,7 @@ import numpy as np
 from scifm.dft._basis import PlaneWaves
 from scifm.dft._ewald import ewald_energy
 from scifm.dft._pseudo import GTH, gth_pade, radial_projector, real_harmonics
+from scifm.dft._sharding import along_k, kpoint_sharding, put_along_k
 from scifm.dft._xc import PW92, AbstractLDA
 
 PADDED_ENERGY = 1e4  # Hartree: the diagonal given to padded plane waves (never occupied)
@@ -51,13 +52,18 @@ class Hamiltonian(eqx.Module):
     pseudos: tuple[GTH, ...] = eqx.field(static=True)
     xc: AbstractLDA
     species: tuple[int, ...] = eqx.field(static=True)  # atom -> index into pseudos
+    sharding: object = eqx.field(static=True)  # of per-k arrays over devices, or None
     kinetic: jax.Array  # (nk, npw)
     weights: jax.Array  # (nk,)
     g2: jax.Array  # (N1, N2, N3) |G|^2 on the grid
     gvec: jax.Array  # (N1, N2, N3, 3)
 
     @classmethod
-    def build(cls, basis: PlaneWaves, xc: AbstractLDA = PW92(), pseudos=None) -> Hamiltonian:
+    def build(
+        cls, basis: PlaneWaves, xc: AbstractLDA = PW92(), pseudos=None, devices=None
+    ) -> Hamiltonian:
+        """``pseudos``: symbol -> :class:`GTH` (default the GTH-PADE table); ``devices``: over
+        which the k-points are split (default all local devices; see :mod:`._sharding`)."""
         symbols = basis.crystal.symbols
         table = pseudos or {}
         unique = tuple(dict.fromkeys(symbols))
@@ -65,12 +71,14 @@ class Hamiltonian(eqx.Module):
         species = tuple(unique.index(s) for s in symbols)
         kinetic = np.where(basis.mask, 0.5 * np.sum(basis.kpg**2, axis=-1), PADDED_ENERGY)
         gvec = basis.grid_vectors()
+        sharding = kpoint_sharding(len(basis.kpoints), devices)
         return cls(
             basis,
             pseudo_list,
             xc,
             species,
-            jnp.asarray(kinetic),
+            sharding,
+            put_along_k(jnp.asarray(kinetic), sharding),
             jnp.asarray(basis.kpoints.weights),
             jnp.asarray(np.sum(gvec**2, axis=-1)),
             jnp.asarray(gvec),
@@ -136,7 +144,7 @@ class Hamiltonian(eqx.Module):
         if not cols:
             return jnp.zeros(q.shape + (0,), jnp.complex128), jnp.zeros((0, 0))
         b = jnp.stack(cols, axis=-1) / np.sqrt(self.volume)
-        return b * jnp.asarray(self.basis.mask)[..., None], jnp.asarray(h)
+        return along_k(b * jnp.asarray(self.basis.mask)[..., None], self.sharding), jnp.asarray(h)
 
     # --- density ---
 
@@ -147,14 +155,16 @@ class Hamiltonian(eqx.Module):
         flat = jnp.asarray(self.basis.flat)
         c = jnp.swapaxes(coeffs, 1, 2) * jnp.asarray(self.basis.mask)[:, None, :]
         box = jax.vmap(lambda bx, idx, ck: bx.at[:, idx].add(ck))(box, flat, c)  # padded: zeros
-        box = box.reshape((nk, nb) + self.basis.grid)
+        box = along_k(box.reshape((nk, nb) + self.basis.grid), self.sharding)
         return jnp.fft.ifftn(box, axes=(-3, -2, -1)) * self.points
 
     def density(self, coeffs, occupations):
         """Electron density (electrons / bohr^3) on the FFT grid."""
         psi = self.to_grid(coeffs)
         weight = 2 * self.weights[:, None] * occupations  # (nk, nb)
-        return jnp.einsum("kb,kbxyz->xyz", weight, jnp.abs(psi) ** 2) / self.volume
+        # a weighted sum, not an einsum: the einsum's gradient reaches the inverse FFT in a
+        # layout XLA:CPU's FFT refuses when the k axis is sharded
+        return jnp.sum(weight[..., None, None, None] * jnp.abs(psi) ** 2, axis=(0, 1)) / self.volume
 
     # --- energy ---
 
@@ -220,10 +230,12 @@ class Hamiltonian(eqx.Module):
         local = jnp.where(both, v_g[index], 0.0)
         b, h = self.projectors(positions)
         nonlocal_ = jnp.einsum("kgp,pq,khq->kgh", b, h, jnp.conj(b))
-        return local + nonlocal_ + jax.vmap(jnp.diag)(self.kinetic.astype(jnp.complex128))
+        kinetic = jax.vmap(jnp.diag)(self.kinetic.astype(jnp.complex128))
+        return along_k(local + nonlocal_ + kinetic, self.sharding)
 
-    def apply(self, coeffs, v_eff, positions):
-        """``H c`` for (nk, npw, nb) coefficients, by FFT (no dense matrix)."""
+    def apply(self, coeffs, v_eff, positions, projectors=None):
+        """``H c`` for (nk, npw, nb) coefficients, by FFT (no dense matrix); ``projectors``
+        as :meth:`projectors` returns them, to reuse across many products."""
         mask = jnp.asarray(self.basis.mask)
         psi = self.to_grid(coeffs)  # (nk, nb, grid)
         vpsi = jnp.fft.fftn(psi * v_eff, axes=(-3, -2, -1)) / self.points
@@ -231,6 +243,6 @@ class Hamiltonian(eqx.Module):
         vpsi = vpsi.reshape(vpsi.shape[:2] + (-1,))
         local = jax.vmap(lambda v, idx: v[:, idx])(vpsi, flat)  # (nk, nb, npw)
         local = jnp.swapaxes(local, 1, 2)
-        b, h = self.projectors(positions)
+        b, h = projectors if projectors is not None else self.projectors(positions)
         nonlocal_ = jnp.einsum("kgp,pq,kqb->kgb", b, h, jnp.einsum("kgp,kgb->kpb", jnp.conj(b), coeffs))
-        return (self.kinetic[..., None] * coeffs + local + nonlocal_) * mask[..., None]
+        return along_k((self.kinetic[..., None] * coeffs + local + nonlocal_) * mask[..., None], self.sharding)
