@@ -176,7 +176,13 @@ def load(path: str):
         raise UserError(f"{path} is not a dft ground-state run")
     crystal = dft.Crystal(np.array(config["lattice_bohr"]), tuple(config["symbols"]), np.array(config["positions"]))
     kpoints = dft.KPoints(np.array(result["kpoints"]), np.array(result["kpoint_weights"]))
-    h = dft.Hamiltonian.build(dft.PlaneWaves.build(crystal, kpoints, config["ecut"]), dft.functional(config["xc"]))
+    symmetry = None
+    if config["method"] == "scf":  # irreducible k-points: the density is symmetrised
+        symmetry = dft.Symmetry.of(crystal).for_mesh(config["kpts"])
+        if not np.allclose(symmetry.irreducible(config["kpts"]).reduced, kpoints.reduced):
+            raise UserError(f"{path}'s k-points are not this version's irreducible ones; run the ground state again")
+    basis = dft.PlaneWaves.build(crystal, kpoints, config["ecut"])
+    h = dft.Hamiltonian.build(basis, dft.functional(config["xc"]), symmetry=symmetry)
     shapes = json.loads((run / "model.json").read_text())
     like = {"coeffs": jnp.zeros(shapes["coeffs_shape"], jnp.complex128), "occupations": jnp.zeros(shapes["occupations_shape"])}
     try:

@@ -30,6 +30,7 @@ from scifm.dft._pseudo import GTH_PADE as GTH_PADE
 from scifm.dft._pseudo import gth_pade as gth_pade
 from scifm.dft._result import GroundState as GroundState
 from scifm.dft._scf import scf as scf
+from scifm.dft._symmetry import Symmetry as Symmetry
 from scifm.dft._xc import FUNCTIONALS as FUNCTIONALS
 from scifm.dft._xc import PW92 as PW92
 from scifm.dft._xc import PZ81 as PZ81
@@ -39,6 +40,6 @@ from scifm.dft._xc import functional as functional
 __all__ = [
     "Annealing", "BOHR_PER_ANGSTROM", "BUILTIN", "Bands", "Crystal", "Dense", "Direct", "FUNCTIONALS",
     "GTH", "GTH_PADE", "GroundState", "HARTREE_EV", "Hamiltonian", "KPoints", "LOBPCG", "PW92", "PZ81",
-    "PlaneWaves", "SCF", "AbstractLDA", "band_structure", "default_bands", "density_of_states",
+    "PlaneWaves", "SCF", "Symmetry", "AbstractLDA", "band_structure", "default_bands", "density_of_states",
     "direct_minimise", "ewald_energy", "fft_grid", "functional", "ground_state", "gth_pade", "scf",
 ]  # fmt: skip

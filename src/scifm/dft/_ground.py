@@ -18,6 +18,7 @@ from scifm.dft._hamiltonian import Hamiltonian
 from scifm.dft._occupations import check_bands
 from scifm.dft._result import GroundState
 from scifm.dft._scf import scf
+from scifm.dft._symmetry import Symmetry
 from scifm.dft._xc import PW92, AbstractLDA
 
 
@@ -31,8 +32,9 @@ class SCF:
     tolerance: float = 1e-10
     max_cycles: int = 100
     eigensolver: Dense | LOBPCG = Dense()
+    symmetry: bool = True  # irreducible k-points of the space group (spglib), else time reversal
 
-    reduces_kpoints = True
+    reduces_kpoints = True  # (time reversal at least)
 
     def solve(self, h, bands, temperature, run=None, progress=NoProgress()) -> GroundState:
         return scf(
@@ -115,9 +117,15 @@ def ground_state(
     """
     check_x64()
     check_non_negative("the smearing", smearing)
-    kpoints = KPoints.monkhorst_pack(kpts, time_reversal=method.reduces_kpoints)
+    symmetry = None
+    if isinstance(method, SCF) and method.symmetry:
+        KPoints.monkhorst_pack(kpts)  # the mesh's own checks first
+        symmetry = Symmetry.of(crystal).for_mesh(kpts)
+        kpoints = symmetry.irreducible(kpts)
+    else:
+        kpoints = KPoints.monkhorst_pack(kpts, time_reversal=method.reduces_kpoints)
     basis = PlaneWaves.build(crystal, kpoints, ecut)
-    h = Hamiltonian.build(basis, xc, devices=devices)
+    h = Hamiltonian.build(basis, xc, devices=devices, symmetry=symmetry)
     bands = bands or default_bands(h.electrons, smearing)
     check_bands(bands, h.electrons, smearing)
     if bands > int(basis.count.min()):

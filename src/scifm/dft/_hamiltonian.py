@@ -53,17 +53,21 @@ class Hamiltonian(eqx.Module):
     xc: AbstractLDA
     species: tuple[int, ...] = eqx.field(static=True)  # atom -> index into pseudos
     sharding: object = eqx.field(static=True)  # of per-k arrays over devices, or None
+    symmetry: object = eqx.field(static=True)  # a Symmetry whose orbits the k-points stand for, or None
     kinetic: jax.Array  # (nk, npw)
     weights: jax.Array  # (nk,)
     g2: jax.Array  # (N1, N2, N3) |G|^2 on the grid
     gvec: jax.Array  # (N1, N2, N3, 3)
+    symmetry_maps: tuple | None  # Symmetry.density_maps on this grid, or None
 
     @classmethod
     def build(
-        cls, basis: PlaneWaves, xc: AbstractLDA = PW92(), pseudos=None, devices=None
+        cls, basis: PlaneWaves, xc: AbstractLDA = PW92(), pseudos=None, devices=None, symmetry=None
     ) -> Hamiltonian:
         """``pseudos``: symbol -> :class:`GTH` (default the GTH-PADE table); ``devices``: over
-        which the k-points are split (default all local devices; see :mod:`._sharding`)."""
+        which the k-points are split (default all local devices; see :mod:`._sharding`);
+        ``symmetry``: the :class:`~scifm.dft._symmetry.Symmetry` whose irreducible k-points
+        ``basis`` holds (the density is then symmetrised), or None for a full mesh."""
         symbols = basis.crystal.symbols
         table = pseudos or {}
         unique = tuple(dict.fromkeys(symbols))
@@ -78,10 +82,12 @@ class Hamiltonian(eqx.Module):
             xc,
             species,
             sharding,
+            symmetry,
             put_along_k(jnp.asarray(kinetic), sharding),
             jnp.asarray(basis.kpoints.weights),
             jnp.asarray(np.sum(gvec**2, axis=-1)),
             jnp.asarray(gvec),
+            None if symmetry is None else tuple(jnp.asarray(m) for m in symmetry.density_maps(basis)),
         )
 
     # --- sizes ---
@@ -164,7 +170,12 @@ class Hamiltonian(eqx.Module):
         weight = 2 * self.weights[:, None] * occupations  # (nk, nb)
         # a weighted sum, not an einsum: the einsum's gradient reaches the inverse FFT in a
         # layout XLA:CPU's FFT refuses when the k axis is sharded
-        return jnp.sum(weight[..., None, None, None] * jnp.abs(psi) ** 2, axis=(0, 1)) / self.volume
+        rho = jnp.sum(weight[..., None, None, None] * jnp.abs(psi) ** 2, axis=(0, 1)) / self.volume
+        if self.symmetry_maps is None:
+            return rho
+        index, factor = self.symmetry_maps
+        rho_g = jnp.sum(jnp.fft.fftn(rho).ravel()[index] * factor, axis=0).reshape(rho.shape)
+        return jnp.real(jnp.fft.ifftn(rho_g))
 
     # --- energy ---
 

@@ -59,7 +59,10 @@ class GroundState:
                 self.coeffs, self.occupations, cart @ np.linalg.inv(lattice), self.temperature
             )["total_energy"]
 
-        return -np.asarray(jax.grad(energy)(jnp.asarray(self.positions @ lattice)))
+        forces = -np.asarray(jax.grad(energy)(jnp.asarray(self.positions @ lattice)))
+        if h.symmetry is not None:  # irreducible k-points: only the symmetrised force is exact
+            forces = h.symmetry.symmetrise_forces(forces, lattice)
+        return forces
 
     def self_diagonalisation(self) -> dict:
         """How far the orbitals are from eigenvectors and the occupations from Fermi-Dirac:
