@@ -18,7 +18,7 @@ venv: $(STAMP)
 ## pytest-xdist workers (CI has two cores; compilation and small steps are single-threaded)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 ## make demo: the main job on the embedded defaults; prints where the report and plots are
 demo: $(STAMP)

@@ -14,8 +14,6 @@ Each timing covers the SCF and the band pass, in both codes.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -30,6 +28,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from scifm import dft  # noqa: E402
+from scifm.bench._measure import machine  # noqa: E402
 from scifm.dft._bands import FCC_POINTS, non_self_consistent  # noqa: E402
 
 SI, AL = dft.Crystal.diamond("Si", 10.26), dft.Crystal.fcc("Al", 7.65)
@@ -70,13 +69,6 @@ def psp10(pseudo: dft.GTH, z: int) -> str:
 
 
 Z = {"Si": 14, "Al": 13, "C": 6}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    return platform.processor()
 
 
 def is_fcc(crystal) -> bool:
@@ -136,7 +128,7 @@ def main() -> None:
     if shutil.which("abinit") is None:
         raise SystemExit("abinit is not installed: apt-get install abinit")
     solvers = args.solvers.split(",")
-    print(f"machine: {cpu_name()}; scifm on {jax.devices()[0].device_kind}, warm = the same case rerun in this process")
+    print(f"machine: {machine()['processor']} ({machine()['cpus']} cores); scifm on {jax.devices()[0].device_kind}, warm = the same case rerun in this process")
     print(
         "| case | atoms | ABINIT F (Ha) | scifm F (Ha) | difference | FFT grid (both) | ABINIT s | "
         + " | ".join(f"scifm {s} s | warm | warm / ABINIT" for s in solvers) + " |"

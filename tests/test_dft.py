@@ -4,8 +4,10 @@ ABINIT reference energies: REFERENCES.md ("Direct-minimisation DFT") and reruns 
 inputs written by benchmarks/dft_abinit.py (ABINIT's ngfft agrees with fft_grid in each).
 """
 
+import functools
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,11 +121,17 @@ def test_fft_grid_is_abinits():
 # --- against ABINIT ---
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def silicon():
+    return _silicon()
+
+
+@functools.cache  # not a module fixture: xdist tears those down whenever its queue runs dry
+def _silicon():
     return dft.ground_state(si(), ecut=10, kpts=(2, 2, 2), bands=4)
 
 
+@pytest.mark.xdist_group("silicon")  # one worker computes the fixture once
 def test_silicon_matches_abinit(silicon):
     assert silicon.converged
     assert silicon.energies["total_energy"] == pytest.approx(SI_ABINIT, abs=1e-8)
@@ -151,13 +159,19 @@ def test_energy_falls_with_the_cutoff():
 # --- direct minimisation ---
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def silicon_both():
+    return _silicon_both()
+
+
+@functools.cache
+def _silicon_both():
     """Si at ecut 5, 2x2x2, by SCF and by direct minimisation."""
     kw = dict(ecut=5, kpts=(2, 2, 2), bands=4)
     return dft.ground_state(si(), **kw), dft.ground_state(si(), **kw, method=dft.Direct())
 
 
+@pytest.mark.xdist_group("silicon_both")
 def test_direct_minimisation_agrees_with_scf_for_an_insulator(silicon_both):
     scf, direct = silicon_both
     assert direct.converged
@@ -169,7 +183,7 @@ def test_direct_minimisation_agrees_with_scf_for_a_metal_and_occupations_turn_fe
     al = dft.Crystal.fcc("Al", 7.65)
     kw = dict(ecut=3, kpts=(2, 2, 2), bands=6, smearing=0.02)
     scf = dft.ground_state(al, **kw)
-    direct = dft.ground_state(al, **kw, method=dft.Direct(gradient_tolerance=1e-7, tolerance=1e-11, max_steps=4000))  # fmt: skip
+    direct = dft.ground_state(al, **kw, method=dft.Direct(max_steps=800))  # within 1e-6 Ha by then (3e-7)
     assert direct.energies["free_energy"] == pytest.approx(scf.energies["free_energy"], abs=1e-6)
     measures = direct.self_diagonalisation()
     assert measures["max_occupation_error"] < 1e-3
@@ -202,6 +216,7 @@ def test_direct_minimisation_resumes_to_the_same_parameters(tmp_path):
 # --- eigensolvers, cells, devices ---
 
 
+@pytest.mark.xdist_group("silicon")  # one worker computes the fixture once
 def test_lobpcg_finds_the_lowest_eigenpairs_of_the_dense_matrix(silicon):
     from scifm.dft._eigensolver import lobpcg
     from scifm.dft._scf import _random_orbitals
@@ -236,39 +251,73 @@ def test_cubic_cell_is_four_primitive_cells():
     assert cubic.energies["total_energy"] / 4 == pytest.approx(primitive.energies["total_energy"], abs=1e-5)
 
 
+def test_irreducible_kpoints_of_the_space_group():
+    """Diamond Si: 48 operations; the 4x4x4 Gamma-centred mesh has 8 irreducible points with
+    ABINIT's weights (its kptopt 1 output for this mesh); a 2x2x1 mesh keeps fewer operations."""
+    symmetry = dft.Symmetry.of(si())
+    assert len(symmetry) == 48
+    kpoints = symmetry.for_mesh((4, 4, 4)).irreducible((4, 4, 4))
+    assert sorted(np.round(kpoints.weights * 64).astype(int)) == [1, 3, 4, 6, 6, 8, 12, 24]
+    assert len(symmetry.for_mesh((2, 2, 1))) < 48
+    moved = si().positions.copy()
+    moved[1] += [0.01, 0, 0]
+    assert len(dft.Symmetry.of(si().with_positions(moved))) < 48
+
+
+def test_a_mesh_that_breaks_symmetry_gives_the_full_mesh_energy():
+    kw = dict(ecut=4, kpts=(2, 2, 1), bands=6, smearing=0.02)
+    al = dft.Crystal.fcc("Al", 7.65)
+    reduced = dft.ground_state(al, **kw)
+    full = dft.ground_state(al, **kw, method=dft.SCF(symmetry=False))
+    assert len(reduced.hamiltonian.basis.kpoints) < len(full.hamiltonian.basis.kpoints)
+    assert reduced.energies["free_energy"] == pytest.approx(full.energies["free_energy"], abs=1e-10)
+
+
+@pytest.mark.xdist_group("silicon_both")
 def test_kpoints_split_over_two_devices_give_the_same_energies(silicon_both):
-    """Two CPU devices stand in for two GPUs: SCF and direct minimisation, k-points split."""
+    """Two CPU devices stand in for two GPUs, the k-points split over them: an SCF on the
+    whole mesh (8 k-points; the one here ran on its 3 irreducible ones) and the direct
+    minimiser's free energy and gradient (the step's collectives, QR and FFTs)."""
     import os
     import subprocess
     import sys
 
+    from scifm.dft._direct import _objective, initial_parameters
+
     code = (
-        "import jax; jax.config.update('jax_enable_x64', True)\n"
+        "import jax, equinox as eqx, optax; jax.config.update('jax_enable_x64', True)\n"
         "from scifm import dft\n"
-        "kw = dict(ecut=5, kpts=(2, 2, 2), bands=4)\n"
-        "gs = dft.ground_state(dft.Crystal.diamond('Si', 10.26), **kw, method=dft.SCF(symmetry=False))\n"
-        "d = dft.ground_state(dft.Crystal.diamond('Si', 10.26), **kw, method=dft.Direct())\n"
-        "print(len(jax.devices()), len(gs.coeffs.sharding.device_set), len(d.coeffs.sharding.device_set), repr(gs.energies['total_energy']), repr(d.energies['total_energy']))\n"
+        "from scifm.dft._direct import _objective, initial_parameters\n"
+        "si = dft.Crystal.diamond('Si', 10.26)\n"
+        "h = dft.Hamiltonian.build(dft.PlaneWaves.build(si, dft.KPoints.monkhorst_pack((2, 2, 2)), 5.0))\n"
+        "gs = dft.scf(h, 4)\n"
+        "p = initial_parameters(h, 4, key=jax.random.key(0))\n"
+        "v, g = eqx.filter_jit(jax.value_and_grad(_objective))(p, h, si.positions, 0.0, False)\n"
+        "print(len(jax.devices()), len(gs.coeffs.sharding.device_set), len(p['re'].sharding.device_set), repr(gs.energies['total_energy']), repr(float(v)), repr(float(optax.tree.norm(g))))\n"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    devices, scf_used, direct_used, scf_energy, direct_energy = out.stdout.split()
+    devices, scf_used, direct_used, scf_energy, value, norm = out.stdout.split()
     assert devices == scf_used == direct_used == "2"
-    scf, direct = silicon_both  # scf on the 3 irreducible k-points, one device
-    assert len(scf.coeffs.sharding.device_set) == 1
+    scf, _ = silicon_both
     assert float(scf_energy) == pytest.approx(scf.energies["total_energy"], abs=1e-10)
-    assert float(direct_energy) == pytest.approx(direct.energies["total_energy"], abs=1e-9)
+    h = dft.Hamiltonian.build(dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((2, 2, 2)), 5.0))
+    params = initial_parameters(h, 4, key=jax.random.key(0))
+    v, g = eqx.filter_jit(jax.value_and_grad(_objective))(params, h, si().positions, 0.0, False)
+    assert float(value) == pytest.approx(float(v), abs=1e-11)
+    assert float(norm) == pytest.approx(float(optax.tree.norm(g)), rel=1e-10)
 
 
 # --- forces ---
 
 
+@pytest.mark.xdist_group("silicon")  # one worker computes the fixture once
 def test_forces_match_finite_differences_and_vanish_by_symmetry(silicon):
     assert np.abs(silicon.forces()).max() < 1e-8
     crystal = si()
     moved = crystal.positions.copy()
     moved[1] += np.array([0.01, -0.004, 0.006])
-    kw = dict(ecut=6, kpts=(1, 1, 1), bands=4)
+    kw = dict(ecut=6, kpts=(1, 1, 1), bands=4, method=dft.SCF(symmetry=False))
     gs = dft.ground_state(crystal.with_positions(moved), **kw)
     force = gs.forces()
     np.testing.assert_allclose(force.sum(axis=0), 0, atol=5e-5)  # no net force (up to the grid's egg-box)
@@ -277,11 +326,16 @@ def test_forces_match_finite_differences_and_vanish_by_symmetry(silicon):
     e = [dft.ground_state(crystal.with_positions(moved + s * np.array([[0, 0, 0], shift])), **kw).energies["total_energy"] for s in (1, -1)]  # fmt: skip
     assert force[1, 0] == pytest.approx(-(e[0] - e[1]) / (2 * step), abs=1e-5)
     assert abs(force[1, 0]) > 1e-3  # a real force, not a vanishing one
+    # the two operations left: density and forces symmetrised, the same answer
+    symmetric = dft.ground_state(crystal.with_positions(moved), ecut=6, kpts=(1, 1, 1), bands=4)
+    assert len(symmetric.hamiltonian.symmetry) == 2
+    np.testing.assert_allclose(symmetric.forces(), force, atol=1e-5)
 
 
 # --- bands ---
 
 
+@pytest.mark.xdist_group("silicon")  # one worker computes the fixture once
 def test_band_structure_at_the_ground_state_k_points(silicon):
     bands = dft.band_structure(silicon, "GX", bands=4, points_per_segment=2)
     gamma = int(np.flatnonzero(np.all(silicon.hamiltonian.basis.kpoints.reduced == 0, axis=1))[0])
@@ -289,6 +343,7 @@ def test_band_structure_at_the_ground_state_k_points(silicon):
     assert bands.at("G")[1:4] == pytest.approx([0, 0, 0], abs=1e-6)  # valence top at Gamma
 
 
+@pytest.mark.xdist_group("silicon")  # one worker computes the fixture once
 def test_density_of_states_counts_the_valence_electrons(silicon):
     energies, dos = dft.density_of_states(silicon, mesh=(2, 2, 2), bands=4, width=0.2)
     assert np.trapezoid(dos, energies) == pytest.approx(8, abs=0.05)
@@ -337,7 +392,7 @@ def test_cli_ground_state_then_bands(tmp_path, capsys):
     from scifm.cli import main
 
     out = tmp_path / "si"
-    args = ["dft", "ground-state", "--structure", "si", "--a", "5.4293", "--ecut", "3", "--kpts", "1,1,1", "--method", "scf", "--out", str(out)]  # fmt: skip
+    args = ["dft", "ground-state", "--structure", "si", "--a", "5.4293", "--ecut", "3", "--kpts", "1,1,1", "--method", "scf", "--eigensolver", "dense", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     result = json.loads((out / "result.json").read_text())
     direct = dft.ground_state(dft.Crystal.builtin("si", 5.4293), ecut=3, kpts=(1, 1, 1))
@@ -357,6 +412,7 @@ def test_cli_ground_state_then_bands(tmp_path, capsys):
         (["--structure", "si", "--kpts", "2,2"], "three positive integers"),
         (["--structure", "si", "--xc", "pbe"], "unknown functional 'pbe'"),
         (["--structure", "si", "--method", "cg"], "unknown --method 'cg'"),
+        (["--structure", "si", "--method", "scf", "--eigensolver", "cg"], "unknown --eigensolver 'cg'"),
         (["--structure", "si", "--bands", "2"], "2 bands cannot hold 8 electrons"),
         (["--structure", "si", "--max-steps", "3"], "not converged after 3 steps"),
     ],

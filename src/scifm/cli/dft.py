@@ -61,6 +61,7 @@ def ground_state(
     xc: str = typer.Option("lda-pw92", "--xc", help="lda-pw92 or lda-pz81."),
     method: str = typer.Option("direct", "--method", help="direct (the paper's minimiser) or scf."),
     optimizer: str = typer.Option("lbfgs", "--optimizer", help="Direct method: lbfgs or adam (the paper's, lr 1e-2)."),
+    precondition: bool = typer.Option(False, "--precondition", help="Direct method: optimise kinetically scaled orbital parameters (2-6x fewer L-BFGS steps measured; see BENCHMARKS.md)."),
     eigensolver: str = typer.Option("lobpcg", "--eigensolver", help="SCF: lobpcg (iterative, FFT products) or dense (eigh of the full matrix)."),
     max_steps: int = typer.Option(5000, "--max-steps", min=1, help="Direct: optimiser steps; SCF: cycles (x50)."),
     seed: int = typer.Option(0, "--seed", help="Direct method: random initial orbitals and occupations."),
@@ -106,11 +107,12 @@ def ground_state(
         "optimizer": optimizer if method == "direct" else None,
         "eigensolver": eigensolver if method == "scf" else None,
         "seed": seed if method == "direct" else None,
+        "precondition": precondition if method == "direct" else None,
     }
     run = RunDirectory.open(out, config)
     if method == "direct":
         opt = optax.lbfgs() if optimizer == "lbfgs" else optax.adam(1e-2, b2=0.99)
-        solver = dft.Direct(seed=seed, optimizer=opt, max_steps=max_steps)
+        solver = dft.Direct(seed=seed, optimizer=opt, precondition=precondition, max_steps=max_steps)
     else:
         solver = dft.SCF(
             max_cycles=max_steps if max_steps < 5000 else 100,
