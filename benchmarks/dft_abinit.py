@@ -28,8 +28,8 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from scifm import dft  # noqa: E402
-from scifm.bench._measure import machine  # noqa: E402
-from scifm.dft._bands import FCC_POINTS, non_self_consistent  # noqa: E402
+from scifm.bench import machine  # noqa: E402
+from scifm.dft import FCC_POINTS, non_self_consistent  # noqa: E402
 
 SI, AL = dft.Crystal.diamond("Si", 10.26), dft.Crystal.fcc("Al", 7.65)
 CASES = {  # name: (crystal, ecut, mesh, bands, smearing)

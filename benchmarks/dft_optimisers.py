@@ -22,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 import optax  # noqa: E402
 
 from scifm import dft  # noqa: E402
-from scifm.bench._measure import machine  # noqa: E402
+from scifm.bench import machine  # noqa: E402
 
 CASES = {  # name: (crystal, ecut, mesh, bands, smearing)
     "si-10-2": (dft.Crystal.diamond("Si", 10.26), 10.0, (2, 2, 2), 4, 0.0),

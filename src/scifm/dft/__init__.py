@@ -5,9 +5,12 @@ returns a :class:`GroundState` (energies, eigenvalues, occupations, forces); ``b
 and ``density_of_states`` work from it. Needs 64-bit floats (``jax_enable_x64``).
 """
 
+from scifm.dft._bands import FCC_PATH as FCC_PATH
+from scifm.dft._bands import FCC_POINTS as FCC_POINTS
 from scifm.dft._bands import Bands as Bands
 from scifm.dft._bands import band_structure as band_structure
 from scifm.dft._bands import density_of_states as density_of_states
+from scifm.dft._bands import non_self_consistent as non_self_consistent
 from scifm.dft._basis import PlaneWaves as PlaneWaves
 from scifm.dft._basis import fft_grid as fft_grid
 from scifm.dft._crystal import BOHR_PER_ANGSTROM as BOHR_PER_ANGSTROM
@@ -38,8 +41,9 @@ from scifm.dft._xc import AbstractLDA as AbstractLDA
 from scifm.dft._xc import functional as functional
 
 __all__ = [
-    "Annealing", "BOHR_PER_ANGSTROM", "BUILTIN", "Bands", "Crystal", "Dense", "Direct", "FUNCTIONALS",
+    "Annealing", "BOHR_PER_ANGSTROM", "BUILTIN", "Bands", "FCC_PATH", "FCC_POINTS", "Crystal", "Dense", "Direct", "FUNCTIONALS",
     "GTH", "GTH_PADE", "GroundState", "HARTREE_EV", "Hamiltonian", "KPoints", "LOBPCG", "PW92", "PZ81",
     "PlaneWaves", "SCF", "Symmetry", "AbstractLDA", "band_structure", "default_bands", "density_of_states",
-    "direct_minimise", "ewald_energy", "fft_grid", "functional", "ground_state", "gth_pade", "scf",
+    "direct_minimise", "ewald_energy", "fft_grid", "functional", "ground_state", "gth_pade",
+    "non_self_consistent", "scf",
 ]  # fmt: skip
