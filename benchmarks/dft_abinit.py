@@ -71,11 +71,6 @@ def psp10(pseudo: dft.GTH, z: int) -> str:
 Z = {"Si": 14, "Al": 13, "C": 6}
 
 
-def is_fcc(crystal) -> bool:
-    a = crystal.lattice[0, 1]
-    return np.allclose(crystal.lattice, a * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]))
-
-
 def abinit_input(crystal, ecut, mesh, bands, smearing, band_points=()) -> str:
     """Dataset 1: the SCF; dataset 2 (if ``band_points``): bands there at the SCF density."""
     symbols = list(dict.fromkeys(crystal.symbols))
@@ -138,7 +133,7 @@ def main() -> None:
     for name in args.cases.split(","):
         case = CASES[name]
         crystal, ecut, mesh, bands, smearing = case
-        points = BAND_POINTS if is_fcc(crystal) else ()
+        points = BAND_POINTS if crystal.is_fcc_primitive else ()
         with tempfile.TemporaryDirectory() as tmp:
             ref, grid, t_ref, ref_bands = run_abinit(case, Path(tmp), points)
         cells, ours = [], None

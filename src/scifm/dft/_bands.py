@@ -94,14 +94,13 @@ def path_points(gs: GroundState, path: str | None = None, points_per_segment: in
 
 
 def _special_points(crystal):
-    a = crystal.lattice
-    if np.allclose(a, a[0, 1] * (1 - np.eye(3))) and a[0, 1] > 0:  # as Crystal.fcc builds it
+    if crystal.is_fcc_primitive:
         return FCC_POINTS
     try:
         import ase.geometry
     except ImportError:
         raise UserError("k-paths for this lattice need ASE: pip install 'scifm[dft]'") from None
-    cell = ase.geometry.Cell(a / BOHR_PER_ANGSTROM)
+    cell = ase.geometry.Cell(crystal.lattice / BOHR_PER_ANGSTROM)
     return {("G" if k == "G" else k): tuple(v) for k, v in cell.bandpath().special_points.items()}
 
 

@@ -132,6 +132,12 @@ class Crystal:
     # --- geometry ---
 
     @property
+    def is_fcc_primitive(self) -> bool:
+        """Whether the lattice is the fcc primitive cell as :meth:`fcc` builds it."""
+        a = self.lattice
+        return bool(np.allclose(a, a[0, 1] * (1 - np.eye(3))) and a[0, 1] > 0)
+
+    @property
     def volume(self) -> float:
         return float(abs(np.linalg.det(self.lattice)))
 
@@ -143,6 +149,14 @@ class Crystal:
     @property
     def cartesian(self) -> np.ndarray:
         return self.positions @ self.lattice
+
+
+def check_mesh(mesh) -> tuple[int, int, int]:
+    """``mesh`` as three positive integers, or a one-line refusal."""
+    mesh = tuple(int(n) for n in mesh)
+    if len(mesh) != 3 or min(mesh) < 1:
+        raise UserError(f"a k-mesh is three positive integers N1,N2,N3, got {mesh}")
+    return mesh
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -159,9 +173,7 @@ class KPoints:
         """The ``mesh`` grid ``(i + shift) / n`` (Gamma-centred for a zero shift, as ABINIT's
         ``ngkpt`` with ``shiftk 0 0 0``); ``time_reversal`` merges k with -k (equal energies
         without spin-orbit coupling), which keeps the total energy exact."""
-        mesh = tuple(int(n) for n in mesh)
-        if len(mesh) != 3 or min(mesh) < 1:
-            raise UserError(f"a k-mesh is three positive integers N1,N2,N3, got {mesh}")
+        mesh = check_mesh(mesh)
         shift = np.asarray(shift, dtype=np.float64)
         grid = np.stack(
             np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), axis=-1

@@ -72,17 +72,14 @@ def kinetic_scale(h: Hamiltonian):
     """The preconditioning change of variables ``W = s W'``, ``s = (1 + |k+G|^2 / 2)^(-1/2)``:
     a gradient step in ``W'`` is a step in ``W`` scaled by ``s^2``, damping the stiff
     high-kinetic-energy directions as a kinetic preconditioner does (Teter et al. 1989)."""
-    return jnp.where(jnp.asarray(h.basis.mask), 1 / jnp.sqrt(1 + h.kinetic), 0.0)[..., None]
+    return jnp.sqrt(h.damping())
 
 
 def initial_parameters(h: Hamiltonian, bands: int, *, key, precondition: bool = False) -> dict:
     nk, npw = h.basis.mask.shape
     k1, k2, k3 = jax.random.split(key, 3)
-    # low kinetic energy first: a smooth start (plane waves damped by their kinetic energy);
-    # the same orbitals with or without preconditioning
-    damp = jnp.where(jnp.asarray(h.basis.mask), 1 / (1 + h.kinetic), 0.0)[..., None]
-    if precondition:
-        damp = jnp.where(jnp.asarray(h.basis.mask)[..., None], damp / kinetic_scale(h), 0.0)
+    # a smooth start, the same orbitals W = s W' with or without preconditioning (damping / s = s)
+    damp = kinetic_scale(h) if precondition else h.damping()
     occupied = _occupation_count(h)
     return {
         "re": put_along_k(jax.random.normal(k1, (nk, npw, bands)) * damp, h.sharding),

@@ -119,7 +119,6 @@ def ground_state(
     check_non_negative("the smearing", smearing)
     symmetry = None
     if isinstance(method, SCF) and method.symmetry:
-        KPoints.monkhorst_pack(kpts)  # the mesh's own checks first
         symmetry = Symmetry.of(crystal).for_mesh(kpts)
         kpoints = symmetry.irreducible(kpts)
     else:

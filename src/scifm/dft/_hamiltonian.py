@@ -104,6 +104,11 @@ class Hamiltonian(eqx.Module):
     def points(self) -> int:
         return int(np.prod(self.basis.grid))
 
+    def damping(self):
+        """(nk, npw, 1) ``1 / (1 + |k+G|^2 / 2)`` on the real plane waves, zero on padded ones:
+        the envelope of a smooth random start (low kinetic energy first)."""
+        return jnp.where(jnp.asarray(self.basis.mask), 1 / (1 + self.kinetic), 0.0)[..., None]
+
     # --- pseudopotential pieces ---
 
     def local_potential_g(self, positions):

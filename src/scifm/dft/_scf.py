@@ -119,9 +119,8 @@ def _random_orbitals(h: Hamiltonian, count: int):
     """Deterministic random start, damped by kinetic energy (smooth orbitals first)."""
     nk, npw = h.basis.mask.shape
     k1, k2 = jax.random.split(jax.random.key(0))
-    damp = jnp.where(jnp.asarray(h.basis.mask), 1 / (1 + h.kinetic), 0.0)[..., None]
     x = jax.random.normal(k1, (nk, npw, count)) + 1j * jax.random.normal(k2, (nk, npw, count))
-    return put_along_k(x * damp, h.sharding)
+    return put_along_k(x * h.damping(), h.sharding)
 
 
 def _pulay(inputs, residuals, mixing):

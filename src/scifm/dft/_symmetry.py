@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from scifm._checks import UserError
-from scifm.dft._crystal import Crystal, KPoints
+from scifm.dft._crystal import Crystal, KPoints, check_mesh
 
 
 def _spglib():
@@ -79,7 +79,7 @@ class Symmetry:
 
     def for_mesh(self, mesh) -> Symmetry:
         """The operations that map the Gamma-centred ``mesh`` onto itself."""
-        n = np.array(mesh, dtype=np.float64)
+        n = np.array(check_mesh(mesh), dtype=np.float64)
         keep = []
         for r in self.rotations:
             m = np.diag(n) @ r.T @ np.diag(1 / n)
@@ -89,8 +89,7 @@ class Symmetry:
 
     def irreducible(self, mesh) -> KPoints:
         """One k-point per orbit of the Gamma-centred ``mesh`` (time reversal included)."""
-        mesh = tuple(int(v) for v in mesh)
-        KPoints.monkhorst_pack(mesh, time_reversal=False)  # checks the mesh
+        mesh = check_mesh(mesh)
         n = np.array(mesh)
         grid = np.stack(np.meshgrid(*[np.arange(v) for v in mesh], indexing="ij"), -1).reshape(-1, 3)
         maps = [np.round(np.diag(n) @ r.T @ np.diag(1 / n)).astype(int) for r in self.rotations]
