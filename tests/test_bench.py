@@ -48,9 +48,67 @@ def test_bench_fno_writes_json_to_a_fresh_default_name(tmp_path):
     assert row["step_seconds"] > 0 and row["xla_peak_mib"] > 0 and row["parameters"] == 67_329
     assert result["skipped"] == ["fno-67m at 32: 32 modes need >= 64 points"]
     assert "skipped: fno-67m" in r.stdout
-    # no ratio against a time stored from another run or machine
-    assert not any("reference" in key or "speedup" in key for key in row)
-    assert "speed-up" not in r.stdout
+    # the PyTorch peer (the dev extra installs it) timed in the same run, never a stored time
+    assert not any("reference" in key for key in row)
+    assert row["peer"].startswith("pytorch ") and row["peer_parameters"] == 67_329
+    assert row["speedup"] == row["peer_step_seconds"] / row["step_seconds"]
+    assert "torch s/step" in r.stdout and "speed-up" in r.stdout
+
+
+def test_torch_peer_is_the_same_network():
+    """scifm's FNO weights copied into the peer give the same output: the benchmark times
+    the same computation in both libraries."""
+    import torch
+
+    from scifm.bench import _torch
+    from scifm.models import FNO
+
+    net = FNO(3, 2, width=6, modes=3, layers=2, key=jax.random.key(1))
+    peer = _torch._model(3, 2, width=6, modes=3, layers=2)
+
+    def conv(p):  # Pointwise (out, in) -> Conv2d (out, in, 1, 1)
+        return {
+            "weight": torch.tensor(np.asarray(p.weight))[..., None, None],
+            "bias": torch.tensor(np.asarray(p.bias)),
+        }
+
+    state = {}
+    for name, p in (("lift", net.lift), ("hidden", net.project_hidden), ("out", net.project_out)):
+        state.update({f"{name}.{k}": v for k, v in conv(p).items()})
+    for i, (k, w) in enumerate(zip(net.spectral, net.skip, strict=True)):
+        state.update({f"skip.{i}.{key}": v for key, v in conv(w).items()})
+        re, im = np.asarray(k.weight)  # (pos/neg, x, y, in, out) -> (pos/neg, in, out, x, y)
+        weight = (re + 1j * im).transpose(0, 3, 4, 1, 2)
+        state[f"spectral.{i}.weight"] = torch.tensor(weight.astype(np.complex64))
+    peer.load_state_dict(state)
+    x = np.random.default_rng(0).normal(size=(2, 3, 12, 10)).astype(np.float32)
+    ours = np.asarray(jax.vmap(net)(jnp.asarray(x)))
+    with torch.no_grad():
+        theirs = peer(torch.tensor(x)).numpy()
+    assert theirs.shape == ours.shape == (2, 2, 12, 10)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5 * np.abs(ours).max())
+    assert _torch.parameters(6, 3, 3, 2, layers=2) == sum(
+        x.size for x in jax.tree_util.tree_leaves(net) if hasattr(x, "dtype")
+    )
+
+
+def test_without_torch_the_fno_bench_says_what_to_install(monkeypatch, tmp_path, capsys):
+    from scifm._checks import UserError
+    from scifm.bench import _torch
+
+    monkeypatch.setattr(_torch, "available", lambda: False)
+    result = bench_fno.bench_fno(("fno-64k",), (16,), {16: 1}, steps=1, report=lambda r: None)
+    assert result["notes"] == [_torch.INSTALL_HINT] and "pip install 'scifm[bench]'" in (
+        _torch.INSTALL_HINT
+    )
+    assert not any(key.startswith("peer") for key in result["rows"][0])
+    with pytest.raises(UserError, match=r"pip install 'scifm\[bench\]'"):
+        bench_fno.bench_fno(("fno-64k",), (16,), peer=True)
+    monkeypatch.chdir(tmp_path)
+    assert "pip install 'scifm[bench]'" in _refused(
+        ["bench", "fno", *TINY["fno"], "--peer"], capsys
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_finetune_strategies_bench_reports_against_full():

@@ -1,8 +1,8 @@
 """`scifm bench fno` and `scifm bench finetune`: train-step time and memory of the FNO presets.
 
 No ratio here compares against a time measured elsewhere (another day, machine or
-library): every ratio (``time_vs_full``, ``memory_vs_full``) is between two steps timed
-in the same run.
+library): every ratio (``speedup`` against the PyTorch peer, ``time_vs_full``,
+``memory_vs_full``) is between two steps timed in the same run, their steps alternating.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from scifm.train import STRATEGIES, get_loss, get_strategy, make_optimizer, make
 
 from .._checks import check_count, check_counts, check_nonempty
 from . import _report as fmt
+from . import _torch
 from ._measure import machine, xla_memory_bytes
 
 DEFAULT_BATCH = {64: 16, 128: 8}
@@ -80,6 +81,12 @@ class _Stepper:
         }
 
 
+def check_peer() -> None:
+    """Raises :class:`UserError` (what to install) where the PyTorch peer cannot run."""
+    if not _torch.available():
+        raise UserError(_torch.INSTALL_HINT)
+
+
 def _check_resolution(preset: str, resolution) -> None:
     check_count("resolution", resolution)
     modes = get_preset(preset).modes
@@ -96,25 +103,51 @@ def bench_step(
     steps: int = 5,
     loss: str = "relative_l2",
     strategy: str = "full",
+    peer: bool = False,
 ) -> dict:
     """Median time of ``steps`` Adam training steps after compilation, and the step's memory.
 
     ``strategy`` names the fine-tuning strategy wrapped around Adam (its state is included in
-    the memory, :func:`~scifm.bench.xla_memory_bytes` in MiB as ``xla_peak_mib``).
+    the memory, :func:`~scifm.bench.xla_memory_bytes` in MiB as ``xla_peak_mib``). With
+    ``peer``, the same FNO in PyTorch (:mod:`scifm.bench._torch`, a worker process) is stepped
+    after each of scifm's steps, and the row gains ``peer_step_seconds`` and ``speedup``
+    (the peer's median over scifm's: above 1, scifm is faster).
 
     Raises:
         ValueError: an unknown preset, loss or strategy; ``batch`` or ``steps`` not an
-            integer >= 1; ``resolution`` below ``2 * modes`` of the preset.
+            integer >= 1; ``resolution`` below ``2 * modes`` of the preset; ``peer`` without
+            PyTorch installed, or with a loss or strategy other than the defaults.
     """
     _check_resolution(preset, resolution)
     check_count("batch", batch)
     check_count("steps", steps)
     get_loss(loss)
     get_strategy(strategy)
+    if peer:
+        check_peer()
+    if peer and (loss, strategy) != ("relative_l2", "full"):
+        raise UserError("the PyTorch peer trains with the relative L2 loss and plain Adam only")
     stepper = _Stepper(preset, resolution, batch, loss, strategy)
-    for _ in range(steps):
-        stepper()
-    return stepper.row()
+    if not peer:
+        for _ in range(steps):
+            stepper()
+        return stepper.row()
+    spec = stepper.spec
+    config = {"width": spec.width, "modes": spec.modes, "layers": spec.layers}
+    config.update(in_channels=7, out_channels=1)
+    with _torch.PeerProcess({**config, "batch": batch, "resolution": resolution}) as other:
+        for _ in range(steps):  # alternating, so drifts of the machine hit both alike
+            stepper()
+            other()
+    row = stepper.row()
+    median = float(np.median(other.times))
+    row.update(other.info)
+    row.update(
+        peer_step_seconds=median,
+        peer_step_seconds_min=float(np.min(other.times)),
+        speedup=median / row["step_seconds"],
+    )
+    return row
 
 
 def bench_fno(
@@ -123,9 +156,12 @@ def bench_fno(
     batch: dict[int, int] | None = None,
     steps: int = 5,
     report=print,
+    peer: bool | None = None,
 ) -> dict:
     """Every preset at every resolution it fits (``2 * modes <= resolution``; the others are
-    listed in ``skipped``), batch ``batch[resolution]`` (default 16 at 64, else 8).
+    listed in ``skipped``), batch ``batch[resolution]`` (default 16 at 64, else 8), each
+    beside the PyTorch peer (see :func:`bench_step`) when ``peer`` is true, or, when it is
+    None, where PyTorch is installed (otherwise ``notes`` says what to install).
 
     ``report(row)`` is called after each measurement.
 
@@ -139,6 +175,13 @@ def bench_fno(
     for resolution in resolutions:
         check_count(f"batch at resolution {resolution}", batch.get(resolution, 8))
     check_count("steps", steps)
+    notes = []
+    if peer is None:
+        peer = _torch.available()
+        if not peer:
+            notes.append(_torch.INSTALL_HINT)
+    elif peer:
+        check_peer()
     rows, skipped = [], []
     for resolution in resolutions:
         for name in presets:
@@ -146,7 +189,7 @@ def bench_fno(
             if 2 * modes > resolution:
                 skipped.append(f"{name} at {resolution}: {modes} modes need >= {2 * modes} points")
                 continue
-            row = bench_step(name, resolution, batch.get(resolution, 8), steps)
+            row = bench_step(name, resolution, batch.get(resolution, 8), steps, peer=peer)
             rows.append(row)
             report(row)
     return {
@@ -155,6 +198,7 @@ def bench_fno(
         "steps": steps,
         "rows": rows,
         "skipped": skipped,
+        "notes": notes,
     }
 
 
@@ -205,8 +249,10 @@ def bench_finetune(
 
 
 def fno_table(rows: list[dict]) -> fmt.Table:
-    """:func:`bench_fno`'s rows as text: step time, samples/s and XLA memory per preset."""
+    """:func:`bench_fno`'s rows as text: step time, samples/s and XLA memory per preset, and
+    the PyTorch peer's step time and the speed-up over it where it was measured."""
     columns = ("preset", "params", "res", "batch", "s/step", "samples/s", "peak MiB")
+    columns += ("torch s/step", "speed-up")
     cells = [
         (
             r["preset"],
@@ -216,6 +262,8 @@ def fno_table(rows: list[dict]) -> fmt.Table:
             fmt.seconds(r["step_seconds"]),
             fmt.rate(r["samples_per_s"]),
             fmt.mib(r["xla_peak_mib"]),
+            fmt.seconds(r["peer_step_seconds"]) if "peer_step_seconds" in r else "-",
+            fmt.ratio(r.get("speedup")),
         )
         for r in rows
     ]

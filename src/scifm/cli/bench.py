@@ -105,13 +105,22 @@ def bench_fno(
     steps: int = typer.Option(
         5, "--steps", help="Timed steps after compilation (>= 1; median reported)."
     ),
+    peer: bool = typer.Option(
+        None,
+        "--peer/--no-peer",
+        help="Time the same FNO in PyTorch beside each preset, steps alternating [default: "
+        "where PyTorch is installed, the bench extra]; --peer without PyTorch is refused.",
+        show_default=False,
+    ),
     out: str = _out_option("fno"),
     overwrite: bool = _overwrite_option(),
 ):
-    """FNO training step (Adam, relative L2): median time after compile and XLA memory per preset.
+    """FNO training step (Adam, relative L2): median time after compile and XLA memory per
+    preset, beside the same network in PyTorch (its time and the speed-up, peer / scifm).
 
     Batch 16 at 64x64 and 8 at 128x128, as the reference measurements. Presets whose modes do
-    not fit a resolution are skipped with a note.
+    not fit a resolution are skipped with a note. scifm's step and the peer's (a worker
+    process) alternate, so both see the same machine.
     """
     from rich.console import Console
 
@@ -121,12 +130,18 @@ def bench_fno(
 
     names = tuple(PRESETS) if presets.strip() == "all" else _list("--presets", presets)
     sizes = _list("--resolutions", resolutions, int)
+    if peer:
+        fno.check_peer()
     path = _output("fno", out, overwrite)
     console = Console(width=120)
-    result = fno.bench_fno(names, sizes, steps=steps, report=_live(console, fno.fno_table))
+    result = fno.bench_fno(
+        names, sizes, steps=steps, report=_live(console, fno.fno_table), peer=peer
+    )
     _print(console, fno.fno_table(result["rows"]))
     for note in result["skipped"]:
         print(f"skipped: {note}")
+    for note in result["notes"]:
+        print(f"note: {note}")
     m = result["machine"]
     print(f"machine: {m['processor']}, {m['cpus']} CPUs, jax {m['jax']} ({m['backend']})")
     print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
