@@ -39,6 +39,33 @@ def test_spectral_layer_matches_dense_dft(shape, modes):
     )
 
 
+@pytest.mark.parametrize(
+    "shape, modes", [((3, 16, 16), 4), ((2, 12, 8), 5), ((2, 10, 14), 5), ((4, 32, 32), 16)]
+)
+def test_spectral_layer_is_irfft2_of_the_mixed_rfft2(shape, modes):
+    """Against NumPy's FFT, the layer's definition: all rows kept (H = 2 modes), the Nyquist
+    column kept (W / 2 + 1 = modes), odd and even widths."""
+    key_w, key_x = jax.random.split(jax.random.key(7 * shape[2] + modes))
+    layer = SpectralConv2d(shape[0], 3, modes, key=key_w)
+    layer = eqx.tree_at(lambda l: l.weight, layer, jax.random.normal(key_w, layer.weight.shape))
+    x = np.asarray(jax.random.normal(key_x, shape))
+    m, (_, h, w) = modes, shape
+    spectrum = np.fft.rfft2(x, norm="ortho")
+    wc = np.asarray(layer.weight[0]) + 1j * np.asarray(layer.weight[1])
+    y = np.zeros((3, h, w // 2 + 1), complex)
+    y[:, :m, :m] = np.einsum("ixy,xyio->oxy", spectrum[:, :m, :m], wc[0])
+    y[:, h - m :, :m] = np.einsum("ixy,xyio->oxy", spectrum[:, h - m :, :m], wc[1])
+    expected = np.fft.irfft2(y, s=(h, w), norm="ortho")
+    got = np.asarray(eqx.filter_jit(layer)(jnp.asarray(x)))
+    np.testing.assert_allclose(got, expected, atol=1e-12 * np.abs(expected).max())
+    # float32, as the models train: a few ulps of the output's scale
+    got32 = eqx.filter_jit(jax.tree.map(lambda a: a.astype(np.float32), layer))(
+        jnp.asarray(x, np.float32)
+    )
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(got32), expected, atol=2e-6 * np.abs(expected).max())
+
+
 def test_spectral_layer_refuses_too_many_modes():
     layer = SpectralConv2d(2, 2, 16, key=jax.random.key(0))
     with pytest.raises(ValueError, match="cannot hold 16 Fourier modes"):
