@@ -98,9 +98,7 @@ def run_abinit(case, workdir: Path, band_points):
     crystal, ecut, mesh, bands, smearing = case
     for s in dict.fromkeys(crystal.symbols):
         (workdir / f"{s}.psp").write_text(psp10(dft.gth_pade(s), Z[s]))
-    (workdir / "run.abi").write_text(
-        abinit_input(crystal, ecut, mesh, bands, smearing, band_points)
-    )
+    (workdir / "run.abi").write_text(abinit_input(crystal, ecut, mesh, bands, smearing, band_points))
     start = time.perf_counter()
     subprocess.run(["abinit", "run.abi"], cwd=workdir, check=True, capture_output=True)
     seconds = time.perf_counter() - start
@@ -125,13 +123,10 @@ def main() -> None:
     if shutil.which("abinit") is None:
         raise SystemExit("abinit is not installed: apt-get install abinit")
     solvers = args.solvers.split(",")
-    print(
-        f"machine: {machine()['processor']} ({machine()['cpus']} cores); scifm on {jax.devices()[0].device_kind}, warm = the same case rerun in this process"
-    )
+    print(f"machine: {machine()['processor']} ({machine()['cpus']} cores); scifm on {jax.devices()[0].device_kind}, warm = the same case rerun in this process")
     print(
         "| case | atoms | ABINIT F (Ha) | scifm F (Ha) | difference | FFT grid (both) | ABINIT s | "
-        + " | ".join(f"scifm {s} s | warm | warm / ABINIT" for s in solvers)
-        + " |"
+        + " | ".join(f"scifm {s} s | warm | warm / ABINIT" for s in solvers) + " |"
     )
     print("| --- " * (7 + 3 * len(solvers)) + "|")
     band_rows = []
@@ -150,11 +145,7 @@ def main() -> None:
             for _ in range(2):  # cold (compiling), then warm
                 start = time.perf_counter()
                 gs = dft.ground_state(
-                    crystal,
-                    ecut=ecut,
-                    kpts=mesh,
-                    bands=bands,
-                    smearing=smearing,
+                    crystal, ecut=ecut, kpts=mesh, bands=bands, smearing=smearing,
                     method=dft.SCF(eigensolver=SOLVERS[solver]),
                 )
                 if points:
@@ -179,9 +170,7 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- |")
         for name, p, mine_k, ref_k in band_rows:
             show = lambda e: " ".join(f"{x:.6f}" for x in e)  # noqa: E731
-            print(
-                f"| {name} | {p} | {show(ref_k)} | {show(mine_k)} | {np.max(np.abs(mine_k - ref_k)):.1e} |"
-            )
+            print(f"| {name} | {p} | {show(ref_k)} | {show(mine_k)} | {np.max(np.abs(mine_k - ref_k)):.1e} |")
 
 
 if __name__ == "__main__":

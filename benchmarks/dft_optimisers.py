@@ -62,25 +62,15 @@ def first_within(rows, reference, threshold):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="si-10-2,al-6-2")
     parser.add_argument("--optimisers", default=",".join(OPTIMISERS))
     parser.add_argument("--max-steps", type=int, default=10000)
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random initial orbitals and occupations"
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=1e-6, help="Hartree above the SCF energy"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="random initial orbitals and occupations")
+    parser.add_argument("--threshold", type=float, default=1e-6, help="Hartree above the SCF energy")
     args = parser.parse_args()
-    print(
-        f"machine: {machine()['processor']} ({machine()['cpus']} cores), {jax.devices()[0].device_kind}"
-    )
-    print(
-        f"| case | optimiser | steps to {args.threshold:g} Ha | s to {args.threshold:g} Ha | ms / step | final F - F_SCF (Ha) | steps run |"
-    )
+    print(f"machine: {machine()['processor']} ({machine()['cpus']} cores), {jax.devices()[0].device_kind}")
+    print(f"| case | optimiser | steps to {args.threshold:g} Ha | s to {args.threshold:g} Ha | ms / step | final F - F_SCF (Ha) | steps run |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.cases.split(","):
         crystal, ecut, mesh, bands, smearing = CASES[name]
@@ -90,24 +80,16 @@ def main() -> None:
             make, precondition = OPTIMISERS[label]
             method = dft.Direct(
                 seed=args.seed,
-                optimizer=make(),
-                precondition=precondition,
-                max_steps=args.max_steps,
-                tolerance=1e-11,
-                gradient_tolerance=1e-7,
+                optimizer=make(), precondition=precondition, max_steps=args.max_steps,
+                tolerance=1e-11, gradient_tolerance=1e-7,
             )
             recorder = Recorder()
             gs = dft.ground_state(crystal, **common, method=method, progress=recorder)
             step, seconds = first_within(recorder.rows, reference, args.threshold)
-            per_step = (
-                1000 * (recorder.rows[-1][0] - recorder.rows[0][0]) / max(len(recorder.rows) - 1, 1)
-            )
+            per_step = 1000 * (recorder.rows[-1][0] - recorder.rows[0][0]) / max(len(recorder.rows) - 1, 1)
             final = gs.energies["free_energy"] - reference
             reached = (str(step), f"{seconds:.1f}") if step else (f"> {len(recorder.rows)}", "-")
-            print(
-                f"| {name} | {label} | {reached[0]} | {reached[1]} | {per_step:.1f} | {final:.1e} | {len(recorder.rows)} |",
-                flush=True,
-            )
+            print(f"| {name} | {label} | {reached[0]} | {reached[1]} | {per_step:.1f} | {final:.1e} | {len(recorder.rows)} |", flush=True)
 
 
 if __name__ == "__main__":

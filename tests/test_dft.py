@@ -98,19 +98,13 @@ def test_xc_potential_is_the_derivative():
 def test_projector_transforms_match_numerical_hankel(l, i):
     r_l = 0.45
     p = lambda r: (  # noqa: E731
-        math.sqrt(2)
-        * r ** (l + 2 * (i - 1))
-        * math.exp(-(r**2) / (2 * r_l**2))
+        math.sqrt(2) * r ** (l + 2 * (i - 1)) * math.exp(-(r**2) / (2 * r_l**2))
         / (r_l ** (l + (4 * i - 1) / 2) * math.sqrt(math.gamma(l + (4 * i - 1) / 2)))
     )
     for q in (0.3, 1.7, 4.0):
-        numeric = (
-            4
-            * math.pi
-            * integrate.quad(
-                lambda r, q=q: r**2 * special.spherical_jn(l, q * r) * p(r), 0, 12 * r_l, limit=200
-            )[0]
-        )
+        numeric = 4 * math.pi * integrate.quad(
+            lambda r, q=q: r**2 * special.spherical_jn(l, q * r) * p(r), 0, 12 * r_l, limit=200
+        )[0]
         assert float(radial_projector(l, i, r_l, jnp.asarray(q))) == pytest.approx(numeric, rel=1e-8, abs=1e-12)  # fmt: skip
 
 
@@ -157,9 +151,7 @@ def test_aluminium_with_smearing_matches_abinit():
 
 
 def test_energy_falls_with_the_cutoff():
-    energies = [
-        dft.ground_state(si(), ecut=e, kpts=(1, 1, 1)).energies["total_energy"] for e in (4, 6, 8)
-    ]
+    energies = [dft.ground_state(si(), ecut=e, kpts=(1, 1, 1)).energies["total_energy"] for e in (4, 6, 8)]
     assert energies[0] > energies[1] > energies[2]
     assert energies[1] - energies[2] < energies[0] - energies[1]
 
@@ -191,9 +183,7 @@ def test_direct_minimisation_agrees_with_scf_for_a_metal_and_occupations_turn_fe
     al = dft.Crystal.fcc("Al", 7.65)
     kw = dict(ecut=3, kpts=(2, 2, 2), bands=6, smearing=0.02)
     scf = dft.ground_state(al, **kw)
-    direct = dft.ground_state(
-        al, **kw, method=dft.Direct(max_steps=800)
-    )  # within 1e-6 Ha by then (3e-7)
+    direct = dft.ground_state(al, **kw, method=dft.Direct(max_steps=800))  # within 1e-6 Ha by then (3e-7)
     assert direct.energies["free_energy"] == pytest.approx(scf.energies["free_energy"], abs=1e-6)
     measures = direct.self_diagonalisation()
     assert measures["max_occupation_error"] < 1e-3
@@ -204,9 +194,7 @@ def test_direct_minimisation_agrees_with_scf_for_a_metal_and_occupations_turn_fe
 
 
 def test_adam_lowers_the_free_energy_from_a_random_start():
-    h = dft.Hamiltonian.build(
-        dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((1, 1, 1)), 3.0)
-    )
+    h = dft.Hamiltonian.build(dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((1, 1, 1)), 3.0))
     gs = dft.direct_minimise(h, 4, key=jax.random.key(1), optimizer=optax.adam(1e-2, b2=0.99), max_steps=50)  # fmt: skip
     assert gs.history[-1] < gs.history[0] - 0.1
 
@@ -214,9 +202,7 @@ def test_adam_lowers_the_free_energy_from_a_random_start():
 def test_direct_minimisation_resumes_to_the_same_parameters(tmp_path):
     from scifm._runs import RunDirectory
 
-    h = dft.Hamiltonian.build(
-        dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((1, 1, 1)), 3.0)
-    )
+    h = dft.Hamiltonian.build(dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((1, 1, 1)), 3.0))
     kw = dict(key=jax.random.key(0), checkpoint_every=10, tolerance=0.0)
     straight = dft.direct_minimise(h, 4, max_steps=30, **kw)
     run = RunDirectory.open(tmp_path / "run", {"case": "si"})
@@ -252,9 +238,7 @@ def test_lobpcg_scf_agrees_with_dense_scf_for_a_metal():
     dense = dft.ground_state(al, **kw)
     iterative = dft.ground_state(al, **kw, method=dft.SCF(eigensolver=dft.LOBPCG()))
     assert iterative.converged
-    assert iterative.energies["free_energy"] == pytest.approx(
-        dense.energies["free_energy"], abs=1e-9
-    )
+    assert iterative.energies["free_energy"] == pytest.approx(dense.energies["free_energy"], abs=1e-9)
     np.testing.assert_allclose(iterative.eigenvalues, dense.eigenvalues, atol=1e-6)
 
 
@@ -263,12 +247,8 @@ def test_cubic_cell_is_four_primitive_cells():
     x_points = dft.KPoints.path(np.array([[0, 0, 0], [0.5, 0, 0.5], [0.5, 0.5, 0], [0, 0.5, 0.5]]))
     primitive = dft.scf(dft.Hamiltonian.build(dft.PlaneWaves.build(si(), x_points, 4.0)), 4)
     cubic = dft.ground_state(dft.Crystal.diamond("Si", 10.26, cubic=True), ecut=4, kpts=(1, 1, 1), method=dft.SCF(eigensolver=dft.LOBPCG()))  # fmt: skip
-    assert (
-        cubic.hamiltonian.basis.count[0] == primitive.hamiltonian.basis.count.sum()
-    )  # the same plane waves
-    assert cubic.energies["total_energy"] / 4 == pytest.approx(
-        primitive.energies["total_energy"], abs=1e-5
-    )
+    assert cubic.hamiltonian.basis.count[0] == primitive.hamiltonian.basis.count.sum()  # the same plane waves
+    assert cubic.energies["total_energy"] / 4 == pytest.approx(primitive.energies["total_energy"], abs=1e-5)
 
 
 def test_irreducible_kpoints_of_the_space_group():
@@ -316,16 +296,12 @@ def test_kpoints_split_over_two_devices_give_the_same_energies(silicon_both):
         "print(len(jax.devices()), len(gs.coeffs.sharding.device_set), len(p['re'].sharding.device_set), repr(gs.energies['total_energy']), repr(float(v)), repr(float(optax.tree.norm(g))))\n"
     )
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     devices, scf_used, direct_used, scf_energy, value, norm = out.stdout.split()
     assert devices == scf_used == direct_used == "2"
     scf, _ = silicon_both
     assert float(scf_energy) == pytest.approx(scf.energies["total_energy"], abs=1e-10)
-    h = dft.Hamiltonian.build(
-        dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((2, 2, 2)), 5.0)
-    )
+    h = dft.Hamiltonian.build(dft.PlaneWaves.build(si(), dft.KPoints.monkhorst_pack((2, 2, 2)), 5.0))
     params = initial_parameters(h, 4, key=jax.random.key(0))
     v, g = eqx.filter_jit(jax.value_and_grad(_objective))(params, h, si().positions, 0.0, False)
     assert float(value) == pytest.approx(float(v), abs=1e-11)
@@ -344,9 +320,7 @@ def test_forces_match_finite_differences_and_vanish_by_symmetry(silicon):
     kw = dict(ecut=6, kpts=(1, 1, 1), bands=4, method=dft.SCF(symmetry=False))
     gs = dft.ground_state(crystal.with_positions(moved), **kw)
     force = gs.forces()
-    np.testing.assert_allclose(
-        force.sum(axis=0), 0, atol=5e-5
-    )  # no net force (up to the grid's egg-box)
+    np.testing.assert_allclose(force.sum(axis=0), 0, atol=5e-5)  # no net force (up to the grid's egg-box)
     step = 1e-3  # bohr, along x of atom 1
     shift = np.array([step, 0, 0]) @ np.linalg.inv(crystal.lattice)
     e = [dft.ground_state(crystal.with_positions(moved + s * np.array([[0, 0, 0], shift])), **kw).energies["total_energy"] for s in (1, -1)]  # fmt: skip
@@ -423,9 +397,7 @@ def test_cli_ground_state_then_bands(tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     direct = dft.ground_state(dft.Crystal.builtin("si", 5.4293), ecut=3, kpts=(1, 1, 1))
     assert result["total_energy"] == pytest.approx(direct.energies["total_energy"], abs=1e-8)
-    assert {"free_energy", "fermi_level", "eigenvalues", "occupations", "max_commutator"} <= set(
-        result
-    )
+    assert {"free_energy", "fermi_level", "eigenvalues", "occupations", "max_commutator"} <= set(result)
     assert main(args) == 2  # a finished run is not redone
     assert "finished run" in capsys.readouterr().err
     assert main(["dft", "bands", str(out), "--path", "LGX", "--dos-kpts", "2,2,2"]) == 0
@@ -440,10 +412,7 @@ def test_cli_ground_state_then_bands(tmp_path, capsys):
         (["--structure", "si", "--kpts", "2,2"], "three positive integers"),
         (["--structure", "si", "--xc", "pbe"], "unknown functional 'pbe'"),
         (["--structure", "si", "--method", "cg"], "unknown --method 'cg'"),
-        (
-            ["--structure", "si", "--method", "scf", "--eigensolver", "cg"],
-            "unknown --eigensolver 'cg'",
-        ),
+        (["--structure", "si", "--method", "scf", "--eigensolver", "cg"], "unknown --eigensolver 'cg'"),
         (["--structure", "si", "--bands", "2"], "2 bands cannot hold 8 electrons"),
         (["--structure", "si", "--max-steps", "3"], "not converged after 3 steps"),
     ],
@@ -452,10 +421,7 @@ def test_cli_refusals_are_one_line(tmp_path, capsys, extra, message):
     from scifm.cli import main
 
     out = tmp_path / "run"
-    assert (
-        main(["dft", "ground-state", "--ecut", "2", "--kpts", "1,1,1", "--out", str(out), *extra])
-        == 2
-    )
+    assert main(["dft", "ground-state", "--ecut", "2", "--kpts", "1,1,1", "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (out / "result.json").exists()

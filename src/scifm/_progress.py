@@ -157,9 +157,7 @@ class RunBar:
         self.count += samples
         self.loss = f"{loss:.{self.digits}g}"
         rate = self.count / max(time.perf_counter() - self._start, 1e-9)
-        self.bar.update(
-            advance=1, info=f"{self.quantity} {self.loss}{self.value} | {rate:,.1f} {self.unit}/s"
-        )
+        self.bar.update(advance=1, info=f"{self.quantity} {self.loss}{self.value} | {rate:,.1f} {self.unit}/s")
 
     def evaluated(self, name: str, value: float, at: str) -> None:
         self.value = f" | {name} {value:.3g} ({at})"

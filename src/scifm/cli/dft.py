@@ -52,52 +52,19 @@ def _structure(name: str, a: float | None):
 
 @app.command("ground-state")
 def ground_state(
-    structure: str = typer.Option(
-        ..., "--structure", help="si, c, al, or a structure file ASE reads (CIF, POSCAR, ...)."
-    ),
-    a: float = typer.Option(
-        None,
-        "--a",
-        parser=positive,
-        help="Cubic lattice constant of a built-in structure (Angstrom) [default: experimental].",
-    ),
-    ecut: float = typer.Option(
-        ...,
-        "--ecut",
-        parser=positive,
-        help="Plane-wave cut-off (Hartree): |k+G|^2/2 <= ecut per k-point.",
-    ),
+    structure: str = typer.Option(..., "--structure", help="si, c, al, or a structure file ASE reads (CIF, POSCAR, ...)."),
+    a: float = typer.Option(None, "--a", parser=positive, help="Cubic lattice constant of a built-in structure (Angstrom) [default: experimental]."),
+    ecut: float = typer.Option(..., "--ecut", parser=positive, help="Plane-wave cut-off (Hartree): |k+G|^2/2 <= ecut per k-point."),
     kpts: str = typer.Option("2,2,2", "--kpts", help="Gamma-centred Monkhorst-Pack mesh N1,N2,N3."),
-    bands: int = typer.Option(
-        None,
-        "--bands",
-        min=1,
-        help="Bands per k-point [default: occupied ones; with smearing 20% more + 4].",
-    ),
-    smearing: float = typer.Option(
-        0.0, "--smearing", parser=non_negative, help="Fermi-Dirac kT (Hartree); 0 for an insulator."
-    ),
+    bands: int = typer.Option(None, "--bands", min=1, help="Bands per k-point [default: occupied ones; with smearing 20% more + 4]."),
+    smearing: float = typer.Option(0.0, "--smearing", parser=non_negative, help="Fermi-Dirac kT (Hartree); 0 for an insulator."),
     xc: str = typer.Option("lda-pw92", "--xc", help="lda-pw92 or lda-pz81."),
     method: str = typer.Option("direct", "--method", help="direct (the paper's minimiser) or scf."),
-    optimizer: str = typer.Option(
-        "lbfgs", "--optimizer", help="Direct method: lbfgs or adam (the paper's, lr 1e-2)."
-    ),
-    precondition: bool = typer.Option(
-        False,
-        "--precondition",
-        help="Direct method: optimise kinetically scaled orbital parameters (2-6x fewer L-BFGS steps measured; see BENCHMARKS.md).",
-    ),
-    eigensolver: str = typer.Option(
-        "lobpcg",
-        "--eigensolver",
-        help="SCF: lobpcg (iterative, FFT products) or dense (eigh of the full matrix).",
-    ),
-    max_steps: int = typer.Option(
-        5000, "--max-steps", min=1, help="Direct: optimiser steps; SCF: cycles (x50)."
-    ),
-    seed: int = typer.Option(
-        0, "--seed", help="Direct method: random initial orbitals and occupations."
-    ),
+    optimizer: str = typer.Option("lbfgs", "--optimizer", help="Direct method: lbfgs or adam (the paper's, lr 1e-2)."),
+    precondition: bool = typer.Option(False, "--precondition", help="Direct method: optimise kinetically scaled orbital parameters (2-6x fewer L-BFGS steps measured; see BENCHMARKS.md)."),
+    eigensolver: str = typer.Option("lobpcg", "--eigensolver", help="SCF: lobpcg (iterative, FFT products) or dense (eigh of the full matrix)."),
+    max_steps: int = typer.Option(5000, "--max-steps", min=1, help="Direct: optimiser steps; SCF: cycles (x50)."),
+    seed: int = typer.Option(0, "--seed", help="Direct method: random initial orbitals and occupations."),
     out: str = typer.Option(..., "--out", help="Run directory; a killed direct run resumes there."),
 ):
     """Ground state of a crystal by direct minimisation of the free energy over orthonormal
@@ -121,9 +88,7 @@ def ground_state(
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown --optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if eigensolver not in EIGENSOLVERS:
-        raise UserError(
-            f"unknown --eigensolver {eigensolver!r}; choose from {', '.join(EIGENSOLVERS)}"
-        )
+        raise UserError(f"unknown --eigensolver {eigensolver!r}; choose from {', '.join(EIGENSOLVERS)}")
     functional = dft.functional(xc)
     crystal = _structure(structure, a)
     mesh = _kpts(kpts)
@@ -147,33 +112,17 @@ def ground_state(
     run = RunDirectory.open(out, config)
     if method == "direct":
         opt = optax.lbfgs() if optimizer == "lbfgs" else optax.adam(1e-2, b2=0.99)
-        solver = dft.Direct(
-            seed=seed, optimizer=opt, precondition=precondition, max_steps=max_steps
-        )
+        solver = dft.Direct(seed=seed, optimizer=opt, precondition=precondition, max_steps=max_steps)
     else:
         solver = dft.SCF(
             max_cycles=max_steps if max_steps < 5000 else 100,
             eigensolver=dft.LOBPCG() if eigensolver == "lobpcg" else dft.Dense(),
         )
-    bar = RunBar(
-        Display(),
-        f"{structure} {method}",
-        unit="it",
-        owns_display=True,
-        quantity="F (Ha)",
-        digits=10,
-    )
+    bar = RunBar(Display(), f"{structure} {method}", unit="it", owns_display=True, quantity="F (Ha)", digits=10)
     start = time.perf_counter()
     gs = dft.ground_state(
-        crystal,
-        ecut=ecut,
-        kpts=mesh,
-        bands=bands,
-        smearing=smearing,
-        xc=functional,
-        method=solver,
-        run=run,
-        progress=bar,
+        crystal, ecut=ecut, kpts=mesh, bands=bands, smearing=smearing, xc=functional,
+        method=solver, run=run, progress=bar,
     )
     seconds = time.perf_counter() - start
     if not gs.converged:
@@ -185,14 +134,10 @@ def ground_state(
         raise UserError(f"SCF not converged after {gs.steps} cycles; try --method direct")
     _save(run, gs, method, seconds)
     e = gs.energies
-    print(
-        f"{structure}: total energy {e['total_energy']:.10f} Ha, free energy {e['free_energy']:.10f} Ha, "
-        f"Fermi level {gs.fermi_level:.6f} Ha ({gs.steps} {'steps' if method == 'direct' else 'cycles'}, {seconds:.1f} s)"
-    )
-    print(
-        f"run directory: {out} (config.json, result.json, checkpoint.eqx"
-        f"{', metrics.jsonl, selfdiag.png' if method == 'direct' else ''}); bands: scifm dft bands {out}"
-    )
+    print(f"{structure}: total energy {e['total_energy']:.10f} Ha, free energy {e['free_energy']:.10f} Ha, "
+          f"Fermi level {gs.fermi_level:.6f} Ha ({gs.steps} {'steps' if method == 'direct' else 'cycles'}, {seconds:.1f} s)")
+    print(f"run directory: {out} (config.json, result.json, checkpoint.eqx"
+          f"{', metrics.jsonl, selfdiag.png' if method == 'direct' else ''}); bands: scifm dft bands {out}")
 
 
 def _save(run, gs, method: str, seconds: float) -> None:
@@ -206,18 +151,9 @@ def _save(run, gs, method: str, seconds: float) -> None:
         {"coeffs_shape": list(gs.coeffs.shape), "occupations_shape": list(gs.occupations.shape)},
     )
     if gs.diagonalisation:
-        save_figure(
-            plot_self_diagonalisation(gs.diagonalisation, "self-diagonalisation"),
-            run.path / "selfdiag.png",
-        )
+        save_figure(plot_self_diagonalisation(gs.diagonalisation, "self-diagonalisation"), run.path / "selfdiag.png")
     summary = gs.summary()
-    summary.update(
-        {
-            "method": method,
-            "seconds": seconds,
-            "forces_hartree_per_bohr": np.asarray(gs.forces()).tolist(),
-        }
-    )
+    summary.update({"method": method, "seconds": seconds, "forces_hartree_per_bohr": np.asarray(gs.forces()).tolist()})
     run.write_result(summary)
 
 
@@ -235,66 +171,40 @@ def load(path: str):
 
     run = Path(path)
     if not (run / "result.json").is_file():
-        raise UserError(
-            f"{path} holds no finished ground state (no result.json); run scifm dft ground-state first"
-        )
+        raise UserError(f"{path} holds no finished ground state (no result.json); run scifm dft ground-state first")
     config = read_json(run / "config.json", f"delete {path} and run the ground state again")
     result = read_json(run / "result.json", f"delete {path} and run the ground state again")
     if config.get("kind") != "dft-ground-state":
         raise UserError(f"{path} is not a dft ground-state run")
-    crystal = dft.Crystal(
-        np.array(config["lattice_bohr"]), tuple(config["symbols"]), np.array(config["positions"])
-    )
+    crystal = dft.Crystal(np.array(config["lattice_bohr"]), tuple(config["symbols"]), np.array(config["positions"]))
     kpoints = dft.KPoints(np.array(result["kpoints"]), np.array(result["kpoint_weights"]))
     symmetry = None
     if config["method"] == "scf":  # irreducible k-points: the density is symmetrised
         symmetry = dft.Symmetry.of(crystal).for_mesh(config["kpts"])
         if not np.allclose(symmetry.irreducible(config["kpts"]).reduced, kpoints.reduced):
-            raise UserError(
-                f"{path}'s k-points are not this version's irreducible ones; run the ground state again"
-            )
+            raise UserError(f"{path}'s k-points are not this version's irreducible ones; run the ground state again")
     basis = dft.PlaneWaves.build(crystal, kpoints, config["ecut"])
     h = dft.Hamiltonian.build(basis, dft.functional(config["xc"]), symmetry=symmetry)
     shapes = json.loads((run / "model.json").read_text())
-    like = {
-        "coeffs": jnp.zeros(shapes["coeffs_shape"], jnp.complex128),
-        "occupations": jnp.zeros(shapes["occupations_shape"]),
-    }
+    like = {"coeffs": jnp.zeros(shapes["coeffs_shape"], jnp.complex128), "occupations": jnp.zeros(shapes["occupations_shape"])}
     try:
         tree = eqx.tree_deserialise_leaves(run / "checkpoint.eqx", like)
     except Exception as e:  # noqa: BLE001
-        raise UserError(
-            f"{run / 'checkpoint.eqx'} is corrupt ({type(e).__name__}); run the ground state again"
-        ) from None
+        raise UserError(f"{run / 'checkpoint.eqx'} is corrupt ({type(e).__name__}); run the ground state again") from None
     return dft.GroundState(
-        hamiltonian=h,
-        positions=crystal.positions,
-        coeffs=tree["coeffs"],
-        occupations=tree["occupations"],
-        eigenvalues=np.array(result["eigenvalues"]),
-        energies=result["energies"],
-        fermi_level=result["fermi_level"],
-        temperature=config["smearing"],
-        steps=result["steps"],
-        converged=result["converged"],
+        hamiltonian=h, positions=crystal.positions, coeffs=tree["coeffs"], occupations=tree["occupations"],
+        eigenvalues=np.array(result["eigenvalues"]), energies=result["energies"], fermi_level=result["fermi_level"],
+        temperature=config["smearing"], steps=result["steps"], converged=result["converged"],
     )
 
 
 @app.command("bands")
 def bands(
     run: str = typer.Argument(..., help="A finished ground-state run directory."),
-    path: str = typer.Option(
-        None, "--path", help="Special points, e.g. LGXWKG (G is Gamma) [default for fcc: LGXWKG]."
-    ),
-    n_bands: int = typer.Option(
-        None, "--bands", min=1, help="Bands to plot [default: ground state's + 4]."
-    ),
-    dos_mesh: str = typer.Option(
-        "8,8,8", "--dos-kpts", help="k-mesh of the density of states N1,N2,N3."
-    ),
-    width: float = typer.Option(
-        0.1, "--width", parser=positive, help="Gaussian broadening of the DOS (eV)."
-    ),
+    path: str = typer.Option(None, "--path", help="Special points, e.g. LGXWKG (G is Gamma) [default for fcc: LGXWKG]."),
+    n_bands: int = typer.Option(None, "--bands", min=1, help="Bands to plot [default: ground state's + 4]."),
+    dos_mesh: str = typer.Option("8,8,8", "--dos-kpts", help="k-mesh of the density of states N1,N2,N3."),
+    width: float = typer.Option(0.1, "--width", parser=positive, help="Gaussian broadening of the DOS (eV)."),
 ):
     """Band structure along a k-path and density of states at the converged density
     (non-self-consistent): RUN/bands.png, RUN/dos.png, RUN/bands.json.
@@ -315,17 +225,9 @@ def bands(
     band = dft.band_structure(gs, path, bands=n_bands)
     energies, dos = dft.density_of_states(gs, mesh=mesh, bands=n_bands, width=width)
     name = "".join(gs.hamiltonian.basis.crystal.symbols[:1])
-    save_figure(
-        plot_bands(band, f"{name}: bands (0 = valence top / Fermi level)"), Path(run) / "bands.png"
-    )
-    save_figure(
-        plot_dos(energies, dos, f"{name}: density of states ({width} eV Gaussian)"),
-        Path(run) / "dos.png",
-    )
-    atomic_write_json(
-        Path(run) / "bands.json",
-        {**band.to_json(), "dos_energy_ev": energies.tolist(), "dos": dos.tolist()},
-    )
+    save_figure(plot_bands(band, f"{name}: bands (0 = valence top / Fermi level)"), Path(run) / "bands.png")
+    save_figure(plot_dos(energies, dos, f"{name}: density of states ({width} eV Gaussian)"), Path(run) / "dos.png")
+    atomic_write_json(Path(run) / "bands.json", {**band.to_json(), "dos_energy_ev": energies.tolist(), "dos": dos.tolist()})
     e = (band.eigenvalues - band.reference) * dft.HARTREE_EV
     occupied = gs.hamiltonian.electrons // 2
     if gs.temperature == 0 and e.shape[1] > occupied:

@@ -127,13 +127,8 @@ def _reference(gs: GroundState) -> float:
     return float(np.max(gs.eigenvalues[:, : gs.hamiltonian.electrons // 2]))
 
 
-def band_structure(
-    gs: GroundState,
-    path: str | None = None,
-    *,
-    bands: int | None = None,
-    points_per_segment: int = 20,
-) -> Bands:
+def band_structure(gs: GroundState, path: str | None = None, *, bands: int | None = None,
+                   points_per_segment: int = 20) -> Bands:
     """Bands along ``path`` (default L-G-X-W-K-G for fcc), zero at the valence top (T = 0)
     or the Fermi level."""
     reduced, distance, labels = path_points(gs, path, points_per_segment)
@@ -143,14 +138,8 @@ def band_structure(
     return Bands(reduced, distance, labels, eig, reference)
 
 
-def density_of_states(
-    gs: GroundState,
-    *,
-    mesh=(8, 8, 8),
-    bands: int | None = None,
-    width: float = 0.1,
-    points: int = 1000,
-):
+def density_of_states(gs: GroundState, *, mesh=(8, 8, 8), bands: int | None = None,
+                      width: float = 0.1, points: int = 1000):
     """Density of states (states / eV / cell, both spins) from a non-self-consistent
     ``mesh``, Gaussian-broadened by ``width`` eV; energies in eV relative to the reference of
     :func:`band_structure`. Returns ``(energies, dos)``."""

@@ -100,13 +100,7 @@ class PlaneWaves:
         # What fixes the basis; the atoms' positions do not (they are a traced argument of
         # every Hamiltonian method), so moving atoms reuses compiled code.
         k = self.kpoints
-        return (
-            self.grid,
-            self.ecut,
-            self.crystal.lattice.tobytes(),
-            k.reduced.tobytes(),
-            k.weights.tobytes(),
-        )
+        return (self.grid, self.ecut, self.crystal.lattice.tobytes(), k.reduced.tobytes(), k.weights.tobytes())
 
     def __hash__(self):  # a static field of Hamiltonian: jit caches on it
         return hash(self._key())

@@ -175,9 +175,9 @@ class KPoints:
         without spin-orbit coupling), which keeps the total energy exact."""
         mesh = check_mesh(mesh)
         shift = np.asarray(shift, dtype=np.float64)
-        grid = np.stack(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), axis=-1).reshape(
-            -1, 3
-        )
+        grid = np.stack(
+            np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), axis=-1
+        ).reshape(-1, 3)
         points = (grid + shift) / np.array(mesh)
         points = points - np.round(points)  # into [-1/2, 1/2)
         weights = np.full(len(points), 1.0 / len(points))

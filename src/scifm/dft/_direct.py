@@ -56,7 +56,9 @@ _LBFGS = optax.lbfgs()  # one object, so that jit compiles the step once per sha
 def _occupation_count(h: Hamiltonian) -> int:
     weights = np.asarray(h.basis.kpoints.weights)
     if not np.allclose(weights, weights[0]):
-        raise UserError("direct minimisation needs equal k-point weights: use an unreduced k-mesh")
+        raise UserError(
+            "direct minimisation needs equal k-point weights: use an unreduced k-mesh"
+        )
     total = h.electrons * len(weights) / 2
     if abs(total - round(total)) > 1e-9:
         raise UserError(
@@ -153,9 +155,7 @@ def direct_minimise(
     positions = jnp.asarray(h.basis.crystal.positions)
     params = initial_parameters(h, bands, key=key, precondition=precondition)
     # strong dtypes, as the state after an update has them (else the step compiles twice)
-    state = jax.tree.map(
-        lambda x: jnp.asarray(x, x.dtype) if isinstance(x, jax.Array) else x, optimizer.init(params)
-    )
+    state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype) if isinstance(x, jax.Array) else x, optimizer.init(params))
     start, rows, values = 0, [], []
     if run is not None:
         saved = run.load_state((params, state))
@@ -168,15 +168,11 @@ def direct_minimise(
     step = start
     while step < max_steps:
         t = annealing(step, temperature) if annealing else temperature
-        params, state, value, norm = _step(
-            params, state, h, positions, jnp.asarray(t), optimizer, precondition
-        )
+        params, state, value, norm = _step(params, state, h, positions, jnp.asarray(t), optimizer, precondition)
         step += 1
         value, norm = float(value), float(norm)
         if not math.isfinite(value):
-            raise UserError(
-                f"the free energy became {value} at step {step}; lower the learning rate"
-            )
+            raise UserError(f"the free energy became {value} at step {step}; lower the learning rate")
         values = (values + [value])[-(window + 1) :]
         progress.step(value, 1)
         annealed = t == temperature
@@ -195,12 +191,8 @@ def direct_minimise(
         if run is not None and step % checkpoint_every == 0:
             run.save_state((params, state), {"step": step, "values": values}, step=step)
     progress.close()
-    coeffs, occupations, terms = _final(
-        h, params, positions, jnp.asarray(temperature), precondition
-    )
-    return _ground_state(
-        h, coeffs, occupations, positions, temperature, terms, step, converged, rows
-    )
+    coeffs, occupations, terms = _final(h, params, positions, jnp.asarray(temperature), precondition)
+    return _ground_state(h, coeffs, occupations, positions, temperature, terms, step, converged, rows)
 
 
 @eqx.filter_jit
@@ -212,13 +204,7 @@ def _final(h, params, positions, temperature, precondition):
 def _row(h, params, positions, temperature, step, value, norm, precondition) -> dict:
     coeffs, occupations = eqx.filter_jit(orbitals_and_occupations)(h, params, precondition)
     measures = self_diagonalisation(h, coeffs, occupations, positions, temperature)
-    return {
-        "step": step,
-        "free_energy": value,
-        "gradient_norm": norm,
-        "temperature": temperature,
-        **measures,
-    }
+    return {"step": step, "free_energy": value, "gradient_norm": norm, "temperature": temperature, **measures}
 
 
 def _ground_state(h, coeffs, occupations, positions, temperature, terms, steps, converged, rows):

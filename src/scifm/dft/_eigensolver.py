@@ -81,9 +81,7 @@ def rayleigh_ritz(s, hs, count: int, eigh=jnp.linalg.eigh):
 def teter(residual, x, kinetic):
     """Teter-Payne-Allan preconditioner applied to the residual of each band."""
     norms = jnp.sum(jnp.abs(x) ** 2, axis=-2)
-    band_kinetic = jnp.sum(kinetic[..., None] * jnp.abs(x) ** 2, axis=-2) / jnp.maximum(
-        norms, 1e-30
-    )
+    band_kinetic = jnp.sum(kinetic[..., None] * jnp.abs(x) ** 2, axis=-2) / jnp.maximum(norms, 1e-30)
     r = kinetic[..., None] / jnp.maximum(band_kinetic, 1e-6)[..., None, :]
     num = 27 + 18 * r + 12 * r**2 + 8 * r**3
     return residual * num / (num + 16 * r**4)

@@ -55,7 +55,7 @@ def ewald_energy(lattice: np.ndarray, positions, charges) -> jax.Array:
     phase = cartesian @ g.T  # (atoms, G)
     structure = jnp.sum(charges[:, None] * jnp.exp(1j * phase), axis=0)
     recip = 2 * np.pi / volume * jnp.sum(jnp.abs(structure) ** 2 * np.exp(-g2 / (4 * eta**2)) / g2)
-    constant = -eta / math.sqrt(math.pi) * jnp.sum(charges**2) - math.pi * jnp.sum(charges) ** 2 / (
-        2 * volume * eta**2
-    )
+    constant = -eta / math.sqrt(math.pi) * jnp.sum(charges**2) - math.pi * jnp.sum(
+        charges
+    ) ** 2 / (2 * volume * eta**2)
     return real + recip + constant

@@ -38,14 +38,8 @@ class SCF:
 
     def solve(self, h, bands, temperature, run=None, progress=NoProgress()) -> GroundState:
         return scf(
-            h,
-            bands,
-            temperature=temperature,
-            mixing=self.mixing,
-            history=self.history,
-            tolerance=self.tolerance,
-            max_cycles=self.max_cycles,
-            eigensolver=self.eigensolver,
+            h, bands, temperature=temperature, mixing=self.mixing, history=self.history,
+            tolerance=self.tolerance, max_cycles=self.max_cycles, eigensolver=self.eigensolver,
             progress=progress,
         )
 
@@ -70,19 +64,11 @@ class Direct:
 
     def solve(self, h, bands, temperature, run=None, progress=NoProgress()) -> GroundState:
         return direct_minimise(
-            h,
-            bands,
-            key=jax.random.key(self.seed),
-            temperature=temperature,
-            optimizer=self.optimizer,
-            annealing=self.annealing,
-            precondition=self.precondition,
+            h, bands, key=jax.random.key(self.seed), temperature=temperature,
+            optimizer=self.optimizer, annealing=self.annealing, precondition=self.precondition,
             max_steps=self.max_steps,
-            tolerance=self.tolerance,
-            gradient_tolerance=self.gradient_tolerance,
-            run=run,
-            checkpoint_every=self.checkpoint_every,
-            progress=progress,
+            tolerance=self.tolerance, gradient_tolerance=self.gradient_tolerance, run=run,
+            checkpoint_every=self.checkpoint_every, progress=progress,
         )
 
 

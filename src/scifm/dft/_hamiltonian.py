@@ -53,9 +53,7 @@ class Hamiltonian(eqx.Module):
     xc: AbstractLDA
     species: tuple[int, ...] = eqx.field(static=True)  # atom -> index into pseudos
     sharding: object = eqx.field(static=True)  # of per-k arrays over devices, or None
-    symmetry: object = eqx.field(
-        static=True
-    )  # a Symmetry whose orbits the k-points stand for, or None
+    symmetry: object = eqx.field(static=True)  # a Symmetry whose orbits the k-points stand for, or None
     kinetic: jax.Array  # (nk, npw)
     weights: jax.Array  # (nk,)
     g2: jax.Array  # (N1, N2, N3) |G|^2 on the grid
@@ -89,9 +87,7 @@ class Hamiltonian(eqx.Module):
             jnp.asarray(basis.kpoints.weights),
             jnp.asarray(np.sum(gvec**2, axis=-1)),
             jnp.asarray(gvec),
-            None
-            if symmetry is None
-            else tuple(jnp.asarray(m) for m in symmetry.density_maps(basis)),
+            None if symmetry is None else tuple(jnp.asarray(m) for m in symmetry.density_maps(basis)),
         )
 
     # --- sizes ---
@@ -199,20 +195,14 @@ class Hamiltonian(eqx.Module):
         coeffs = coeffs * mask[..., None]
         weight = 2 * self.weights[:, None] * occupations
         norms = jnp.abs(coeffs) ** 2
-        kinetic = jnp.sum(
-            weight * jnp.einsum("kg,kgb->kb", jnp.where(mask, self.kinetic, 0), norms)
-        )
+        kinetic = jnp.sum(weight * jnp.einsum("kg,kgb->kb", jnp.where(mask, self.kinetic, 0), norms))
         b, h = self.projectors(positions)
         beta = jnp.einsum("kgp,kgb->kbp", jnp.conj(b), coeffs)
-        nonlocal_ = jnp.sum(
-            weight * jnp.real(jnp.einsum("kbp,pq,kbq->kb", jnp.conj(beta), h, beta))
-        )
+        nonlocal_ = jnp.sum(weight * jnp.real(jnp.einsum("kbp,pq,kbq->kb", jnp.conj(beta), h, beta)))
         rho = self.density(coeffs, occupations)
         rho_g = jnp.fft.fftn(rho) / self.points
         local = self.volume * jnp.real(jnp.sum(jnp.conj(rho_g) * self.local_potential_g(positions)))
-        hartree = (
-            0.5 * self.volume * jnp.real(jnp.sum(jnp.conj(rho_g) * self.hartree_potential_g(rho_g)))
-        )
+        hartree = 0.5 * self.volume * jnp.real(jnp.sum(jnp.conj(rho_g) * self.hartree_potential_g(rho_g)))
         xc = self.volume / self.points * jnp.sum(self.xc.energy_density(rho))
         charges = np.array([self.pseudos[s].zion for s in self.species], dtype=np.float64)
         ewald = ewald_energy(self.basis.crystal.lattice, positions, charges)
@@ -270,9 +260,5 @@ class Hamiltonian(eqx.Module):
         local = jax.vmap(lambda v, idx: v[:, idx])(vpsi, flat)  # (nk, nb, npw)
         local = jnp.swapaxes(local, 1, 2)
         b, h = projectors if projectors is not None else self.projectors(positions)
-        nonlocal_ = jnp.einsum(
-            "kgp,pq,kqb->kgb", b, h, jnp.einsum("kgp,kgb->kpb", jnp.conj(b), coeffs)
-        )
-        return along_k(
-            (self.kinetic[..., None] * coeffs + local + nonlocal_) * mask[..., None], self.sharding
-        )
+        nonlocal_ = jnp.einsum("kgp,pq,kqb->kgb", b, h, jnp.einsum("kgp,kgb->kpb", jnp.conj(b), coeffs))
+        return along_k((self.kinetic[..., None] * coeffs + local + nonlocal_) * mask[..., None], self.sharding)

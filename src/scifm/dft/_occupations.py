@@ -18,9 +18,7 @@ def fixed_occupations(eigenvalues, electrons: int):
         )
     nocc = electrons // 2
     nb = eigenvalues.shape[-1]
-    occupations = jnp.broadcast_to(
-        (jnp.arange(nb) < nocc).astype(eigenvalues.dtype), eigenvalues.shape
-    )
+    occupations = jnp.broadcast_to((jnp.arange(nb) < nocc).astype(eigenvalues.dtype), eigenvalues.shape)
     homo = jnp.max(eigenvalues[:, nocc - 1])
     return occupations, homo
 

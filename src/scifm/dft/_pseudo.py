@@ -77,9 +77,7 @@ class GTH:
         r = self.r_loc
         x = q2 * r**2
         gauss = jnp.exp(-x / 2)
-        poly = (
-            c1 + c2 * (3 - x) + c3 * (15 - 10 * x + x**2) + c4 * (105 - 105 * x + 21 * x**2 - x**3)
-        )
+        poly = c1 + c2 * (3 - x) + c3 * (15 - 10 * x + x**2) + c4 * (105 - 105 * x + 21 * x**2 - x**3)
         safe = jnp.where(q2 > 0, q2, 1.0)
         coulomb = jnp.where(q2 > 0, -4 * jnp.pi * self.zion * gauss / safe, 0.0)
         return coulomb + jnp.where(q2 > 0, jnp.sqrt(8 * jnp.pi**3) * r**3 * gauss * poly, 0.0)

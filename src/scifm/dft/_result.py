@@ -116,9 +116,7 @@ def self_diagonalisation(h: Hamiltonian, coeffs, occupations, positions, tempera
     where occupations are equal: any rotation of equally occupied orbitals leaves E unchanged);
     ``max_commutator``: the largest |[H, F]_ij| = |H_ij (f_j - f_i)|, zero at any stationary
     point; ``max_occupation_error``: the largest |f_i - f_FD(H_ii)| (T > 0 only)."""
-    off, commutator, error = _measures(
-        h, coeffs, occupations, positions, jnp.asarray(temperature, dtype=jnp.float64)
-    )
+    off, commutator, error = _measures(h, coeffs, occupations, positions, jnp.asarray(temperature, dtype=jnp.float64))
     return {
         "max_offdiagonal": float(off),
         "max_commutator": float(commutator),

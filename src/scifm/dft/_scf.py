@@ -27,11 +27,7 @@ from scifm.dft._sharding import per_kpoint, put_along_k
 def _cycle(h: Hamiltonian, rho, positions, bands: int, temperature: float):
     v = h.effective_potential(rho, positions)
     eigenvalues, vectors = per_kpoint(jnp.linalg.eigh, h.sharding)(h.matrices(v, positions))
-    return (
-        None,
-        jnp.zeros(()),
-        *_occupy(h, eigenvalues[:, :bands], vectors[:, :, :bands], positions, temperature),
-    )
+    return None, jnp.zeros(()), *_occupy(h, eigenvalues[:, :bands], vectors[:, :, :bands], positions, temperature)
 
 
 @eqx.filter_jit
@@ -39,12 +35,7 @@ def _cycle_iterative(h: Hamiltonian, rho, x, positions, bands: int, temperature:
     v = h.effective_potential(rho, positions)
     projectors = h.projectors(positions)
     eigenvalues, vectors, residual = lobpcg(
-        lambda c: h.apply(c, v, positions, projectors),
-        x,
-        h.kinetic,
-        jnp.asarray(h.basis.mask),
-        sweeps,
-        h.sharding,
+        lambda c: h.apply(c, v, positions, projectors), x, h.kinetic, jnp.asarray(h.basis.mask), sweeps, h.sharding
     )
     occupied = _occupy(h, eigenvalues[:, :bands], vectors[:, :, :bands], positions, temperature)
     return vectors, jnp.max(residual[:, :bands]), *occupied
@@ -142,7 +133,6 @@ def _pulay(inputs, residuals, mixing):
     rhs = np.zeros(n + 1)
     rhs[n] = 1.0
     coefficients = np.linalg.lstsq(a, rhs, rcond=None)[0][:n]
-    mixed = sum(
-        c * (x + mixing * res) for c, x, res in zip(coefficients, inputs, residuals, strict=True)
-    )
+    mixed = sum(c * (x + mixing * res) for c, x, res in zip(coefficients, inputs, residuals, strict=True))
     return jnp.maximum(mixed, 0.0)
+

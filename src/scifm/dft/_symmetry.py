@@ -53,22 +53,16 @@ class Symmetry:
         species = {s: i for i, s in enumerate(dict.fromkeys(crystal.symbols))}
         numbers = [species[s] for s in crystal.symbols]
         try:
-            data = spglib.get_symmetry(
-                (crystal.lattice, crystal.positions, numbers), symprec=symprec
-            )
+            data = spglib.get_symmetry((crystal.lattice, crystal.positions, numbers), symprec=symprec)
         except Exception as error:  # noqa: BLE001 - spglib's error types vary by version
-            raise UserError(
-                f"spglib found no space group ({error}); use SCF(symmetry=False)"
-            ) from None
+            raise UserError(f"spglib found no space group ({error}); use SCF(symmetry=False)") from None
         rotations, translations = np.asarray(data["rotations"]), np.asarray(data["translations"])
         moved = np.einsum("nij,aj->nai", rotations, crystal.positions) + translations[:, None, :]
         diff = moved[:, :, None, :] - crystal.positions[None, None, :, :]
         close = np.all(np.abs(diff - np.round(diff)) < 1e-4, axis=-1)
         close &= np.array(numbers)[None, :, None] == np.array(numbers)[None, None, :]
         if not np.all(close.sum(axis=-1) == 1):
-            raise UserError(
-                "spglib's operations do not map the atoms onto each other; raise symprec"
-            )
+            raise UserError("spglib's operations do not map the atoms onto each other; raise symprec")
         return cls(rotations, translations, np.argmax(close, axis=-1))
 
     def __len__(self) -> int:
@@ -97,9 +91,7 @@ class Symmetry:
         """One k-point per orbit of the Gamma-centred ``mesh`` (time reversal included)."""
         mesh = check_mesh(mesh)
         n = np.array(mesh)
-        grid = np.stack(np.meshgrid(*[np.arange(v) for v in mesh], indexing="ij"), -1).reshape(
-            -1, 3
-        )
+        grid = np.stack(np.meshgrid(*[np.arange(v) for v in mesh], indexing="ij"), -1).reshape(-1, 3)
         maps = [np.round(np.diag(n) @ r.T @ np.diag(1 / n)).astype(int) for r in self.rotations]
         owner = np.full(len(grid), -1)
         for i, g in enumerate(grid):

@@ -25,9 +25,7 @@ import jax.numpy as jnp
 
 from scifm._checks import UserError
 
-DENSITY_FLOOR = (
-    1e-14  # below this (electrons / bohr^3) the density counts as this (ABINIT's xc_denpos)
-)
+DENSITY_FLOOR = 1e-14  # below this (electrons / bohr^3) the density counts as this (ABINIT's xc_denpos)
 
 
 def _rs(rho):
