@@ -30,9 +30,9 @@ def _assert_same(a, b):
 @pytest.mark.parametrize(
     "system", [pdes.Poisson(), pdes.AdvectionDiffusion(), pdes.Helmholtz()], ids=lambda s: s.name
 )
-def test_same_seed_same_file_whatever_the_chunk_size(system, tmp_path):
-    a = data.generate(system, 70, 64, 5, tmp_path / "a.h5", chunk_size=70)
-    b = data.generate(system, 70, 64, 5, tmp_path / "b.h5", chunk_size=9)
+def test_same_seed_same_file_whatever_the_chunk_size_and_threads(system, tmp_path):
+    a = data.generate(system, 70, 64, 5, tmp_path / "a.h5", chunk_size=70, workers=1)
+    b = data.generate(system, 70, 64, 5, tmp_path / "b.h5", chunk_size=9, workers=3)
     c = data.generate(system, 70, 64, 6, tmp_path / "c.h5", chunk_size=70)
     _assert_same(a, b)
     with data.open(a) as da, data.open(c) as dc:
@@ -106,6 +106,30 @@ def test_interrupted_generation_leaves_only_a_partial_file_and_resumes(tmp_path,
     _assert_same(out, reference)
 
 
+def test_a_chunk_that_fails_on_a_solver_thread_stops_the_file_at_the_chunks_before_it(
+    tmp_path, monkeypatch
+):
+    reference = data.generate(pdes.Poisson(), 12, 16, 2, tmp_path / "ref.h5")
+    solve = pdes.Poisson.sample
+
+    def fail_on_the_third_chunk(self, indices, *args, **kwargs):
+        if indices[0] == 6:
+            raise FloatingPointError("solver failed")
+        return solve(self, indices, *args, **kwargs)
+
+    monkeypatch.setattr(pdes.Poisson, "sample", fail_on_the_third_chunk)
+    out = tmp_path / "r.h5"
+    with pytest.raises(FloatingPointError, match="solver failed"):
+        data.generate(pdes.Poisson(), 12, 16, 2, out, chunk_size=3, workers=2)
+    with h5py.File(tmp_path / "r.h5.partial") as f:
+        assert f.attrs["n_written"] == 6 and not f.attrs["complete"]
+    monkeypatch.setattr(pdes.Poisson, "sample", solve)
+    resumed = []
+    data.generate(pdes.Poisson(), 12, 16, 2, out, chunk_size=3, progress=resumed.append)
+    assert resumed == [6, 3, 3]
+    _assert_same(out, reference)
+
+
 def test_a_partial_file_of_other_arguments_is_not_resumed(tmp_path):
     out = tmp_path / "r.h5"
     with pytest.raises(KeyboardInterrupt):
@@ -132,6 +156,7 @@ def test_a_partial_file_of_other_arguments_is_not_resumed(tmp_path):
         (dict(resolution=8), ValueError, ">= 16"),
         (dict(seed=-1), ValueError, "seed"),
         (dict(chunk_size=0), ValueError, "chunk_size"),
+        (dict(workers=0), ValueError, "workers must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_write_nothing(tmp_path, kwargs, error, message):

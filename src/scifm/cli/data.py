@@ -49,6 +49,12 @@ def generate(
     chunk_size: int = typer.Option(
         256, "--chunk-size", help="Samples solved and written at a time (bounds memory)."
     ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        help="Threads solving chunks while one writes; the file is the same for any number. "
+        "[default: the CPUs available]",
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -71,7 +77,15 @@ def generate(
     with Display() as display:
         bar = display.bar(f"{system} {resolution}x{resolution}", n, unit="samples")
         path = data.generate(
-            pde, n, resolution, seed, out, chunk_size=chunk_size, overwrite=overwrite, progress=bar
+            pde,
+            n,
+            resolution,
+            seed,
+            out,
+            chunk_size=chunk_size,
+            workers=workers,
+            overwrite=overwrite,
+            progress=bar,
         )
     elapsed = time.perf_counter() - start
     print(f"wrote {path}: {n} {system} samples at {resolution}x{resolution} in {elapsed:.1f} s")

@@ -13,6 +13,7 @@ from scifm.data._reader import open as open  # noqa: A004
 from scifm.data._schema import FORMAT as FORMAT
 from scifm.data._schema import FORMAT_VERSION as FORMAT_VERSION
 from scifm.data._schema import Layout as Layout
+from scifm.data._writer import default_workers as default_workers
 from scifm.data._writer import generate as generate
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "FieldSet",
     "Layout",
     "PDEDataset",
+    "default_workers",
     "epoch_batches",
     "generate",
     "model_inputs",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import collections
 import datetime
+import itertools
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -77,6 +80,11 @@ def _open_partial(path, system, n, resolution, seed):
     return _create(path, system, n, resolution, seed, identity)
 
 
+def default_workers() -> int:
+    """Threads that solve chunks: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def generate(
     system: AbstractPDESystem,
     n: int,
@@ -85,15 +93,18 @@ def generate(
     out: str | os.PathLike,
     *,
     chunk_size: int = 256,
+    workers: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Generate ``n`` solved samples of ``system`` into the HDF5 file ``out``.
 
-    Memory is bounded by ``chunk_size`` samples whatever ``n``. The file is written as
-    ``out.partial`` and renamed to ``out`` only when complete; a killed generation, rerun with the
-    same arguments, resumes from the last finished chunk. Sample ``i`` depends only on
-    ``(system, seed, i)``, so files do not depend on ``chunk_size``.
+    Memory is bounded by ``workers + 1`` chunks of ``chunk_size`` samples whatever ``n``. The
+    file is written as ``out.partial`` and renamed to ``out`` only when complete; a killed
+    generation, rerun with the same arguments, resumes from the last finished chunk. Sample ``i``
+    depends only on ``(system, seed, i)``, so files depend neither on ``chunk_size`` nor on
+    ``workers``: chunks are solved ahead on ``workers`` threads (NumPy and the FFTs release the
+    GIL) while this thread writes the finished ones in order.
 
     Args:
         system: the PDE system and its parameter ranges, e.g. ``Poisson(eig_range=(5, 10))``.
@@ -102,13 +113,14 @@ def generate(
         seed: random seed (>= 0).
         out: output path; refused if it exists unless ``overwrite``.
         chunk_size: samples solved and written at a time.
+        workers: threads solving chunks (>= 1); default :func:`default_workers`.
         progress: called with the number of samples finished after each chunk.
 
     Returns:
         The path of the finished file.
 
     Raises:
-        ValueError: bad ``n``, ``resolution``, ``seed`` or ``chunk_size``.
+        ValueError: bad ``n``, ``resolution``, ``seed``, ``chunk_size`` or ``workers``.
         FileExistsError: ``out`` exists and ``overwrite`` is false.
         FileNotFoundError, PermissionError: the output directory is missing or not writable.
     """
@@ -116,6 +128,8 @@ def generate(
     check_resolution(resolution)
     check_count("seed", seed, minimum=0)
     check_count("chunk_size", chunk_size)
+    workers = default_workers() if workers is None else workers
+    check_count("workers", workers)
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputExists(out)
@@ -128,21 +142,37 @@ def generate(
     except OSError as e:
         raise PermissionError(f"cannot write {partial}: {e.strerror or e}") from None
 
-    with _open_partial(partial, system, n, resolution, seed) as f:
+    def solve(lo: int):
+        hi = min(lo + chunk_size, n)
+        return lo, hi, system.sample(np.arange(lo, hi), seed, resolution, dtype=np.float32)
+
+    with (
+        _open_partial(partial, system, n, resolution, seed) as f,
+        ThreadPoolExecutor(workers, thread_name_prefix="scifm-generate") as pool,
+    ):
         start = int(f.attrs["n_written"])
         if progress is not None and start:
             progress(start)
-        for lo in range(start, n, chunk_size):
-            hi = min(lo + chunk_size, n)
-            s = system.sample(np.arange(lo, hi), seed, resolution, dtype=np.float32)
-            f["inputs"][lo:hi] = s.inputs
-            f["outputs"][lo:hi] = s.outputs
-            f["coefficients"][lo:hi] = s.coefficients.astype(np.float32)
-            f["parameters"][lo:hi] = s.parameters.astype(np.float32)
-            f.attrs["n_written"] = hi
-            f.flush()
-            if progress is not None:
-                progress(hi - lo)
+        chunks = iter(range(start, n, chunk_size))
+        ahead = collections.deque(
+            pool.submit(solve, lo) for lo in itertools.islice(chunks, workers)
+        )
+        try:
+            while ahead:
+                lo, hi, s = ahead.popleft().result()
+                for lo_next in itertools.islice(chunks, 1):  # keep `workers` solving while we write
+                    ahead.append(pool.submit(solve, lo_next))
+                f["inputs"][lo:hi] = s.inputs
+                f["outputs"][lo:hi] = s.outputs
+                f["coefficients"][lo:hi] = s.coefficients.astype(np.float32)
+                f["parameters"][lo:hi] = s.parameters.astype(np.float32)
+                f.attrs["n_written"] = hi
+                f.flush()
+                if progress is not None:
+                    progress(hi - lo)
+        finally:
+            for pending in ahead:  # an error or interrupt: do not solve what will not be written
+                pending.cancel()
         f.attrs["complete"] = True
     os.replace(partial, out)
     return out

@@ -32,15 +32,23 @@ def _ratio_terms(coefficients: np.ndarray, direction: np.ndarray, f_hat: np.ndar
     return np.where(keep, a, 1.0), b, p
 
 
-def _log_ratio(t: np.ndarray, a, b, p) -> tuple[np.ndarray, np.ndarray]:
-    """``log psi`` at speed ``s = exp(t)`` and its derivative in ``t`` (both (B,))."""
-    s2b2 = np.exp(2 * t)[:, None, None] * b**2
-    inv = p / (a**2 + s2b2)
-    q = s2b2 / (a**2 + s2b2)
-    num, den = (inv * b**2).sum(axis=(1, 2)), (inv * a**2).sum(axis=(1, 2))
-    qn = (inv * b**2 * q).sum(axis=(1, 2)) / num
-    qd = (inv * a**2 * q).sum(axis=(1, 2)) / den
-    return t + 0.5 * (np.log(num) - np.log(den)), 1.0 - qn + qd
+def _log_ratio(t: np.ndarray, a2, b2, p, *, derivative: bool = True):
+    """``log psi`` at speed ``s = exp(t)`` and (if ``derivative``) its derivative in ``t``, (B,) each.
+
+    ``a2``, ``b2`` are ``a**2``, ``b**2`` of :func:`_ratio_terms`, squared once by the caller.
+    """
+    s2b2 = np.exp(2 * t)[:, None, None] * b2
+    denominator = a2 + s2b2
+    inv = p / denominator
+    inv_b2, inv_a2 = inv * b2, inv * a2
+    num, den = inv_b2.sum(axis=(1, 2)), inv_a2.sum(axis=(1, 2))
+    value = t + 0.5 * (np.log(num) - np.log(den))
+    if not derivative:
+        return value
+    q = s2b2 / denominator
+    qn = (inv_b2 * q).sum(axis=(1, 2)) / num
+    qd = (inv_a2 * q).sum(axis=(1, 2)) / den
+    return value, 1.0 - qn + qd
 
 
 def advection_speed(
@@ -53,31 +61,38 @@ def advection_speed(
     ``log s``, safeguarded by bisection, to ``|log psi(s) - log target| < 1e-13``.
     """
     a, b, p = _ratio_terms(coefficients, direction, f_hat)
+    a2, b2 = a**2, b**2
     target = np.log(np.maximum(psi, 1e-300))
     # small-speed limit psi ~ s * sqrt(sum p b^2/a^2 / sum p) gives the first guess
-    slope = np.sqrt((p * b**2 / a**2).sum(axis=(1, 2)) / p.sum(axis=(1, 2)))
+    slope = np.sqrt((p * b2 / a2).sum(axis=(1, 2)) / p.sum(axis=(1, 2)))
     t = target - np.log(slope)
     lo, hi = t - 1.0, t + 1.0
     for _ in range(200):  # widen the bracket until it holds the root
-        glo = _log_ratio(lo, a, b, p)[0] - target
-        ghi = _log_ratio(hi, a, b, p)[0] - target
+        glo = _log_ratio(lo, a2, b2, p, derivative=False) - target
+        ghi = _log_ratio(hi, a2, b2, p, derivative=False) - target
         if (glo <= 0).all() and (ghi >= 0).all():
             break
         lo = np.where(glo > 0, lo - 2 * (hi - lo), lo)
         hi = np.where(ghi < 0, hi + 2 * (hi - lo), hi)
-    # Each sample iterates until its own residual is below tolerance and is then frozen, so a
-    # sample's speed does not depend on which other samples share its batch.
-    active = np.ones(len(t), dtype=bool)
+    # Each sample iterates until its own residual is below tolerance and is then frozen and
+    # dropped from the arrays, so a sample's speed does not depend on which other samples share
+    # its batch (and converged samples cost nothing).
+    todo, terms = np.arange(len(t)), (a2, b2, p)
     for _ in range(_NEWTON_STEPS):
-        g, dg = _log_ratio(t, a, b, p)
-        g -= target
-        active &= np.abs(g) >= _TOL
-        if not active.any():
+        g, dg = _log_ratio(t[todo], *terms)
+        g -= target[todo]
+        going = np.abs(g) >= _TOL
+        if not going.any():
             break
-        lo = np.where(active & (g < 0), t, lo)
-        hi = np.where(active & (g > 0), t, hi)
-        step = t - g / dg
-        t = np.where(active, np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi)), t)
+        if not going.all():
+            todo, g, dg = todo[going], g[going], dg[going]
+            terms = tuple(x[going] for x in terms)
+        now, low, high = t[todo], lo[todo], hi[todo]
+        low = np.where(g < 0, now, low)
+        high = np.where(g > 0, now, high)
+        step = now - g / dg
+        t[todo] = np.where((step > low) & (step < high), step, 0.5 * (low + high))
+        lo[todo], hi[todo] = low, high
     else:
         raise RuntimeError("advection speed did not converge; report this as a bug")
     return np.where(psi > 0, np.exp(t), 0.0)

@@ -38,7 +38,7 @@ EQUATION = (
     "on the periodic unit square [0,1)^2; field[i, j] = value at (x, y) = (i/H, j/H)"
 )
 SINGULAR_RTOL = 1e-10
-_WORKERS = -1  # scipy.fft threads: all cores
+_WORKERS = 1  # FFT threads per call (data.generate solves chunks on parallel threads)
 
 
 def wavenumbers(resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def symbol(coefficients: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def rfft2(x: np.ndarray) -> np.ndarray:
-    """Real 2-D FFT over the last two axes (float64, all cores)."""
+    """Real 2-D FFT over the last two axes (float64, one thread)."""
     return scipy.fft.rfft2(np.asarray(x, dtype=np.float64), workers=_WORKERS)
 
 
