@@ -277,3 +277,67 @@ def test_data_parallel_on_two_cpu_devices_matches_one(poisson, tmp_path):
     a, b = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
     for x, y in zip(a, b, strict=True):
         assert x["val_rel_l2"] == pytest.approx(y["val_rel_l2"], rel=1e-4)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes(args, out, n=2):
+    """``n`` `scifm train` processes forming one runtime on loopback (one CPU device each)."""
+    port = _free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "scifm.cli", "train", *args, "--out", str(out)]
+            + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(n)]
+            + ["--process-id", str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.slow
+def test_two_processes_on_loopback_train_as_one_and_resume_from_process_0s_checkpoint(
+    poisson, tmp_path
+):
+    tr, va = poisson
+    args = ["--train", tr, "--val", va, "--model", "fno-64k", "--epochs", "2"]
+    args += ["--batch-size", "16", "--n", "128", "--checkpoint-every", "0"]
+    one = scifm("train", *args, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+
+    run = tmp_path / "two"
+    procs = _processes(args, run)
+    deadline = time.time() + 240
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.01)
+        if (run / "state.json").exists():
+            counters = json.loads((run / "state.json").read_text() or "{}")
+            if counters.get("epoch", 0) >= 1 and counters.get("step_in_epoch", 0) >= 2:
+                break
+    for p in procs:
+        p.kill()
+    outputs = [p.communicate() for p in procs]
+    assert all(p.returncode == -signal.SIGKILL for p in procs), outputs  # killed mid-run
+    assert not (run / "result.json").exists()
+
+    procs = _processes(args, run)  # both resume from the state process 0 saved
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "batch split over 2 devices in 2 processes" in outputs[0][0]
+    assert "best validation relative L2" in outputs[0][0]
+    assert "best validation" not in outputs[1][0]  # process 0 reports
+    a, b = _metrics(tmp_path / "one"), _metrics(run)
+    assert [x["epoch"] for x in b] == [1, 2]
+    for x, y in zip(a, b, strict=True):
+        assert x["val_rel_l2"] == pytest.approx(y["val_rel_l2"], rel=1e-4)
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)

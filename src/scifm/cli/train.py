@@ -60,17 +60,34 @@ def train(
         parser=non_negative,
         help="Seconds between resumable saves inside an epoch.",
     ),
+    coordinator: str = typer.Option(
+        None,
+        "--coordinator",
+        help="Several processes (hosts): HOST:PORT of process 0, with --num-processes and "
+        "--process-id; under SLURM's srun all three are read from its environment.",
+    ),
+    num_processes: int = typer.Option(
+        None, "--num-processes", help="Processes in the run (one per host or per GPU)."
+    ),
+    process_id: int = typer.Option(None, "--process-id", help="This process's index, 0 first."),
 ):
     """Train an FNO on a dataset, validating every epoch; keeps the best checkpoint.
+
+    The batch is split over every device of every process; across processes only process 0
+    writes the run directory, which must be on a file system all of them share.
 
     Example: scifm train --train poisson.h5 --val poisson_val.h5 --model fno-1m --out runs/p
     """
     from pathlib import Path
 
+    import jax
+
     from scifm import data
     from scifm import train as train_lib
     from scifm.cli._run import BarAndPlot
 
+    # before any JAX computation: several processes join one runtime (nothing with one)
+    train_lib.initialize_distributed(coordinator, num_processes, process_id)
     strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
     loss_fn = train_lib.get_loss(loss)
     if init is None and finetune != "full":
@@ -82,6 +99,12 @@ def train(
     val_fields = data.FieldSet.load(val_path)
     start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
     metadata = {"model": {"preset": name}, "init": init}
+    sharding = train_lib.data_parallel()  # the batch split over every device
+    if sharding is not None and jax.process_index() == 0:
+        print(
+            f"data parallel: batch split over {jax.device_count()} devices in "
+            f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}"
+        )
     result = train_lib.fit(
         start,
         train_fields,
@@ -95,10 +118,12 @@ def train(
         seed=seed,
         validate_every=validate_every,
         checkpoint_every=checkpoint_every,
-        sharding=train_lib.data_parallel(),  # the batch split over every local device
+        sharding=sharding,
         metadata=metadata,
         progress=BarAndPlot("train", out, train_lib.plot_curves),
     )
+    if jax.process_index():
+        return  # process 0 reports
     train_lib.plot_curves(out)
     print(
         f"best validation relative L2 {result['best_val_rel_l2']:.4g} at epoch {result['best_epoch']} "

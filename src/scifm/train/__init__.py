@@ -16,6 +16,7 @@ from scifm.train._checkpoint import check_compatible as check_compatible
 from scifm.train._checkpoint import hyperparameters as hyperparameters
 from scifm.train._checkpoint import load as load
 from scifm.train._checkpoint import save as save
+from scifm.train._distributed import initialize as initialize_distributed
 from scifm.train._evaluate import errors as errors
 from scifm.train._evaluate import evaluate as evaluate
 from scifm.train._evaluate import summarise as summarise
@@ -61,6 +62,7 @@ __all__ = [
     "fit",
     "get_loss",
     "hyperparameters",
+    "initialize_distributed",
     "load",
     "make_optimizer",
     "make_train_step",

@@ -36,6 +36,7 @@ from scifm._progress import NoProgress, RunProgress
 from scifm._runs import DivergenceError, RunDirectory
 from scifm.data import FieldSet, epoch_batches
 from scifm.models import OperatorModel, count_parameters
+from scifm.train import _distributed as distributed
 from scifm.train._checkpoint import hyperparameters
 from scifm.train._evaluate import errors
 from scifm.train._losses import relative_l2
@@ -104,8 +105,9 @@ def _fit_step(model, opt_state, f, c, u, lr, loss_fn, strategy):
 
 
 def data_parallel(devices: list | None = None) -> tuple[NamedSharding, NamedSharding] | None:
-    """Shardings for data-parallel training over ``devices`` (default: all local devices):
-    ``(batch sharding, replicated sharding)``, or None for a single device."""
+    """Shardings for data-parallel training over ``devices`` (default: every device of every
+    process, see :func:`scifm.train.initialize_distributed`): ``(batch sharding, replicated
+    sharding)``, or None for a single device."""
     devices = jax.devices() if devices is None else devices
     if len(devices) == 1:
         return None
@@ -217,7 +219,8 @@ def fit(
         "model": {k: v for k, v in hyper.items() if k != "scifm_version"},
         **{k: v for k, v in (metadata or {}).items() if k != "model"},
     }
-    run = RunDirectory.open(out, config)
+    run = RunDirectory.open(out, config)  # every process checks; only process 0 writes
+    writer = distributed.is_writer()
     steps_per_epoch = len(epoch_batches(len(train), batch_size, seed, 0))
     total_steps = epochs * steps_per_epoch
     opt_state = make_optimizer(strategy).init(eqx.filter(model.net, eqx.is_inexact_array))
@@ -225,14 +228,22 @@ def fit(
     saved_state = run.load_state((model, opt_state))
     if saved_state is not None:
         (model, opt_state), state = saved_state
-    # metrics written after the last saved state belong to epochs that will be redone
-    run.keep_metrics(lambda m: m["epoch"] <= state["epoch"])
+    distributed.barrier("scifm-fit-loaded")  # every process has read the state it resumes from
+    if writer:  # metrics written after the last saved state belong to epochs that will be redone
+        run.keep_metrics(lambda m: m["epoch"] <= state["epoch"])
+    else:
+        run, progress = distributed.Follower(), NoProgress()
 
     if sharding is not None and min(batch_size, len(train)) % sharding[0].num_devices:
+        if not sharding[0].is_fully_addressable:
+            raise UserError(
+                f"the batch of {min(batch_size, len(train))} does not split over the "
+                f"{sharding[0].num_devices} devices of {jax.process_count()} processes: give a "
+                "--batch-size that is a multiple of the device count"
+            )
         sharding = None  # the batch does not split evenly: run on one device
     if sharding is not None:
-        model = eqx.filter_shard(model, sharding[1])
-        opt_state = eqx.filter_shard(opt_state, sharding[1])
+        model, opt_state = distributed.put((model, opt_state), sharding[1])
     progress.start(total_steps, state["epoch"] * steps_per_epoch + state.get("step_in_epoch", 0))
     # training losses and time since the last validation (carried over by a mid-block save)
     losses = state.pop("losses", [])
@@ -248,7 +259,7 @@ def fit(
                 tic = time.perf_counter()
                 f, c, u = train.take(index)
                 if sharding is not None:
-                    f, c, u = (jax.device_put(a, sharding[0]) for a in (f, c, u))
+                    f, c, u = distributed.put((f, c, u), sharding[0])
                 at = (epoch - 1) * steps_per_epoch + k
                 step_lr = np.float32(cosine_lr(lr, total_steps, at))
                 model, opt_state, value = _fit_step(
@@ -279,22 +290,25 @@ def fit(
                         "train_seconds": train_seconds,
                         "block_seconds": time.perf_counter() - block_start,
                     }
-                    run.save_state((model, opt_state), mid, step=(epoch - 1) * 10**9 + k + 1)
+                    run.save_state(
+                        distributed.local((model, opt_state)), mid, step=(epoch - 1) * 10**9 + k + 1
+                    )
                     saved = time.perf_counter()
             if epoch % validate_every and epoch != epochs:
                 continue
+            val_errors = errors(distributed.local(model), val, eval_batch_size)
             record = _validation_record(
-                epoch, errors(model, val, eval_batch_size), losses, train_seconds,
+                epoch, val_errors, losses, train_seconds,
                 time.perf_counter() - block_start, lr, total_steps, steps_per_epoch,
                 min(batch_size, len(train)),
             )  # fmt: skip
             run.log(record)
             if record["val_rel_l2"] < state["best_val"]:
                 state.update(best_val=record["val_rel_l2"], best_epoch=epoch)
-                run.save_model(model, hyper)
+                run.save_model(distributed.local(model), hyper)
             state["epoch"] = epoch
             state["seconds"] += record["seconds"]
-            run.save_state((model, opt_state), state, step=epoch * 10**9)
+            run.save_state(distributed.local((model, opt_state)), state, step=epoch * 10**9)
             progress.evaluated("val", record["val_rel_l2"], f"epoch {epoch}")
             losses, train_seconds, block_start = [], 0.0, time.perf_counter()
             saved = time.perf_counter()
