@@ -341,3 +341,26 @@ def test_two_processes_on_loopback_train_as_one_and_resume_from_process_0s_check
     for x, y in zip(a, b, strict=True):
         assert x["val_rel_l2"] == pytest.approx(y["val_rel_l2"], rel=1e-4)
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(coordinator="127.0.0.1:1234"), "give all of --coordinator"),
+        (dict(num_processes=2, process_id=0), "give all of --coordinator"),
+        (dict(coordinator="localhost", num_processes=2, process_id=0), "HOST:PORT"),
+        (dict(coordinator="h:1", num_processes=2, process_id=2), "process_id must be < "),
+        (dict(coordinator="h:1", num_processes=0, process_id=0), "num_processes must be"),
+    ],
+)
+def test_distributed_arguments_are_refused_before_anything_starts(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train.initialize_distributed(**kwargs)
+
+
+def test_one_process_needs_no_distributed_runtime(monkeypatch):
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
+    assert not train.initialize_distributed()
+    assert not train.initialize_distributed("127.0.0.1:1", 1, 0)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # a one-task srun step
+    assert not train.initialize_distributed()

@@ -26,11 +26,10 @@ from scifm._checks import UserError, check_count
 
 
 def slurm_tasks() -> int:
-    """How many tasks the SLURM job step has (1 outside SLURM)."""
-    if "SLURM_JOB_ID" not in os.environ:
-        return 1
+    """How many tasks this process's SLURM job step has: ``srun`` sets
+    ``SLURM_STEP_NUM_TASKS``; a batch script run without ``srun`` is one process (1)."""
     try:
-        return int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
+        return max(1, int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")))
     except ValueError:
         return 1
 
