@@ -127,7 +127,7 @@ BROKEN = {
             _replace(f, "inputs", f["inputs"][:, 0]),
             _replace(f, "outputs", f["outputs"][:, 0]),
         ),
-        "inputs has shape (4, 16, 16); the scifm layout needs (N, 1, H, W)",
+        "inputs has shape (4, 16, 16); the scifm layout needs (N, C, H, W)",
     ),
     "zero-samples": (_shrink_to_zero_samples, "holds no samples"),
 }

@@ -249,7 +249,7 @@ def test_summary_and_picture(tmp_path):
 # Malformed files: each is refused when opened, in one line naming the file, what is wrong and
 # what the layout expects, and opening it writes nothing.
 
-SCIFM_DATASETS = "inputs (N, 1, H, W), outputs (N, 1, H, W), coefficients (N, 6), parameters (N, Q)"
+SCIFM_DATASETS = "inputs (N, C, H, W), outputs (N, K, H, W), coefficients (N, 6), parameters (N, Q)"
 REFERENCE_DATASETS = (
     "fields (N, 2, H, W), tensor (N, P) with P one of 3 (poisson), 5 (advdiff), 2 (helmholtz), "
     "optional other (N,)"
@@ -304,22 +304,22 @@ MALFORMED = {
     "outputs-of-another-sample-count": (
         lambda p: _write_scifm(p, outputs=_field(5, 1, 16, 16)),
         "{p}: outputs has shape (5, 1, 16, 16) but inputs (4, 1, 16, 16); the scifm layout "
-        "needs both (N, 1, H, W) with the same N, H and W",
+        "needs (N, C, H, W) and (N, K, H, W) with the same N, H and W",
     ),
     "outputs-on-another-grid": (
         lambda p: _write_scifm(p, outputs=_field(4, 1, 16, 8)),
         "{p}: outputs has shape (4, 1, 16, 8) but inputs (4, 1, 16, 16); the scifm layout "
-        "needs both (N, 1, H, W) with the same N, H and W",
+        "needs (N, C, H, W) and (N, K, H, W) with the same N, H and W",
     ),
     "3-d-fields": (
         lambda p: _write_scifm(p, inputs=_field(4, 16, 16), outputs=_field(4, 16, 16)),
-        "{p}: inputs has shape (4, 16, 16); the scifm layout needs (N, 1, H, W): one source "
-        "field per sample on an H x W grid",
+        "{p}: inputs has shape (4, 16, 16); the scifm layout needs (N, C, H, W): the input "
+        "fields of each sample on an H x W grid",
     ),
     "two-channel-fields": (
         lambda p: _write_scifm(p, inputs=_field(4, 2, 16, 16), outputs=_field(4, 2, 16, 16)),
-        "{p}: inputs has shape (4, 2, 16, 16); the scifm layout needs (N, 1, H, W): one source "
-        "field per sample on an H x W grid",
+        "{p}: inputs has 2 channels but no attribute 'names' naming them (e.g. ['f', 'a']); "
+        "only a 1-channel inputs may omit it",
     ),
     "fewer-coefficient-rows": (
         lambda p: _write_scifm(p, coefficients=np.ones((3, 6))),
@@ -438,7 +438,7 @@ def test_non_square_grid_is_h_by_w_and_an_operator_maps_it(tmp_path):
 
 def test_fieldset_refuses_arrays_that_do_not_fit_together():
     f, c = np.zeros((4, 1, 8, 8)), np.zeros((4, 6))
-    with pytest.raises(ValueError, match=r"sources \(4, 1, 8, 8\) and solutions \(4, 1, 8, 4\)"):
+    with pytest.raises(ValueError, match=r"inputs \(4, 1, 8, 8\) and outputs \(4, 1, 8, 4\)"):
         data.FieldSet(f, c, np.zeros((4, 1, 8, 4)))
     with pytest.raises(ValueError, match=r"coefficients \(4, 5\) for 4 samples"):
         data.FieldSet(f, np.zeros((4, 5)), f)

@@ -12,6 +12,8 @@ from scifm.data._reader import model_inputs as model_inputs
 from scifm.data._reader import open as open  # noqa: A004
 from scifm.data._schema import FORMAT as FORMAT
 from scifm.data._schema import FORMAT_VERSION as FORMAT_VERSION
+from scifm.data._schema import INPUT_NAMES as INPUT_NAMES
+from scifm.data._schema import OUTPUT_NAMES as OUTPUT_NAMES
 from scifm.data._schema import Layout as Layout
 from scifm.data._writer import default_workers as default_workers
 from scifm.data._writer import generate as generate
@@ -20,7 +22,9 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "FieldSet",
+    "INPUT_NAMES",
     "Layout",
+    "OUTPUT_NAMES",
     "PDEDataset",
     "default_workers",
     "epoch_batches",

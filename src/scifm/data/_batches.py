@@ -10,6 +10,7 @@ import numpy as np
 from scifm._checks import UserError
 from scifm.data._reader import PDEDataset, grid_text, square_side
 from scifm.data._reader import open as open_dataset
+from scifm.data._schema import INPUT_NAMES, OUTPUT_NAMES
 from scifm.pdes import COEFFICIENT_NAMES
 
 DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes of fields loaded into memory before reading lazily
@@ -17,31 +18,45 @@ DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes of fields loaded into memory before r
 
 @dataclass
 class FieldSet:
-    """Samples ``(f, c, u)``: sources (N, 1, H, W), coefficients (N, 6), solutions (N, 1, H, W).
+    """Samples ``(f, c, u)``: input fields (N, C, H, W), coefficients (N, 6), outputs (N, K, H, W).
 
-    Fields are numpy arrays (in memory) or HDF5 datasets read on demand; ``take`` works for both.
-    Grids need not be square (the FNO takes any ``H x W`` with enough Fourier modes).
+    ``input_names`` name the input channels (the source ``f`` first in scifm's systems, then
+    coefficient fields such as Darcy's ``a``), ``output_names`` the outputs (``u``). Fields are
+    numpy arrays (in memory) or HDF5 datasets read on demand; ``take`` works for both. Grids
+    need not be square (the FNO takes any ``H x W`` with enough Fourier modes).
 
     Raises:
-        ValueError: fields not (N, 1, H, W) or of other shapes, or coefficients not one row of
-            6 per sample.
+        ValueError: fields not (N, C, H, W) and (N, K, H, W) with the same N, H and W, names
+            that do not match the channels, or coefficients not one row of 6 per sample.
     """
 
     inputs: object
     coefficients: np.ndarray
     outputs: object
     name: str = ""
+    input_names: tuple[str, ...] = INPUT_NAMES
+    output_names: tuple[str, ...] = OUTPUT_NAMES
     _dataset: PDEDataset | None = None
     _parts: list[FieldSet] | None = None  # what a lazy concatenation reads from
 
     def __post_init__(self):
         label = self.name or "FieldSet"
         f, u, c = tuple(self.inputs.shape), tuple(self.outputs.shape), np.shape(self.coefficients)
-        if len(f) != 4 or f[1] != 1 or u != f:
+        if len(f) != 4 or len(u) != 4 or u[0] != f[0] or u[2:] != f[2:]:
             raise UserError(
-                f"{label}: sources {f} and solutions {u}; expected both (N, 1, H, W) with the "
-                "same N, H and W"
+                f"{label}: inputs {f} and outputs {u}; expected (N, C, H, W) and (N, K, H, W) "
+                "with the same N, H and W"
             )
+        self.input_names, self.output_names = tuple(self.input_names), tuple(self.output_names)
+        for what, names, channels in (
+            ("input", self.input_names, f[1]),
+            ("output", self.output_names, u[1]),
+        ):
+            if len(names) != channels:
+                raise UserError(
+                    f"{label}: {channels} {what} channels but {len(names)} {what} names "
+                    f"{list(names)}; expected one name per channel"
+                )
         if len(c) != 2 or c[1] != len(COEFFICIENT_NAMES) or c[0] > f[0]:
             raise UserError(
                 f"{label}: coefficients {c} for {f[0]} samples; expected (N, "
@@ -72,15 +87,18 @@ class FieldSet:
                 raise UserError(
                     f"{path} holds {len(ds)} samples; cannot take {limit} (between 1 and {len(ds)})"
                 )
-            size = 2 * n * int(np.prod(ds.inputs.shape[1:])) * 4
+            size = n * (int(np.prod(ds.inputs.shape[1:])) + int(np.prod(ds.outputs.shape[1:]))) * 4
             coefficients = ds.coefficients[:n]
+            names = dict(input_names=ds.input_names, output_names=ds.output_names)
             if size <= memory_budget:
                 f = np.asarray(ds.inputs[:n], np.float32)
                 u = np.asarray(ds.outputs[:n], np.float32)
                 ds.close()
-                fields = cls(f, coefficients, u, name=str(path))
+                fields = cls(f, coefficients, u, name=str(path), **names)
             else:
-                fields = cls(ds.inputs, coefficients, ds.outputs, name=str(path), _dataset=ds)
+                fields = cls(
+                    ds.inputs, coefficients, ds.outputs, name=str(path), _dataset=ds, **names
+                )
             fields.check_finite()
         except BaseException:
             ds.close()
@@ -99,7 +117,12 @@ class FieldSet:
         if len(grids) > 1:
             shown = ", ".join(grid_text(g) for g in sorted(grids))
             raise UserError(f"cannot mix fields on different grids: {shown}")
+        channels = {(p.input_names, p.output_names) for p in parts}
+        if len(channels) > 1:
+            shown = "; ".join(f"{'+'.join(i)} -> {'+'.join(o)}" for i, o in sorted(channels))
+            raise UserError(f"cannot mix datasets of different channels: {shown}")
         name = name or " + ".join(p.name for p in parts)
+        names = dict(input_names=parts[0].input_names, output_names=parts[0].output_names)
         coefficients = np.concatenate([p.coefficients for p in parts])
         if all(isinstance(p.inputs, np.ndarray) for p in parts):
             return cls(
@@ -107,6 +130,7 @@ class FieldSet:
                 coefficients,
                 np.concatenate([p.outputs[: len(p)] for p in parts]),
                 name=name,
+                **names,
             )
         lengths = [len(p) for p in parts]
         return cls(
@@ -115,6 +139,7 @@ class FieldSet:
             _Stacked([p.outputs for p in parts], lengths),
             name=name,
             _parts=list(parts),
+            **names,
         )
 
     def __len__(self) -> int:

@@ -16,7 +16,14 @@ import h5py
 import numpy as np
 
 from scifm._checks import UserError
-from scifm.data._schema import FORMAT, FORMAT_VERSION, REFERENCE_TENSOR_WIDTHS, Layout
+from scifm.data._schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    REFERENCE_TENSOR_WIDTHS,
+    Layout,
+)
 from scifm.pdes import COEFFICIENT_NAMES
 
 # The reference code (neuraloperators-TL-scaling) stores `tensor` (N, P) with P by system:
@@ -68,11 +75,13 @@ def _dataset(path: Path, f: h5py.File, layout: Layout, name: str) -> h5py.Datase
     return d
 
 
-def _check_fields(path: Path, layout: Layout, d: h5py.Dataset, channels: int, what: str) -> None:
-    """``d`` is (N, channels, H, W) with N, H, W >= 1."""
+def _check_fields(
+    path: Path, layout: Layout, d: h5py.Dataset, channels: int | str, what: str
+) -> None:
+    """``d`` is (N, channels, H, W) with N, H, W >= 1 (any channels >= 1 if a symbol, "C")."""
     name = d.name.lstrip("/")
     expected = f"(N, {channels}, H, W): {what} on an H x W grid"
-    if d.ndim != 4 or d.shape[1] != channels:
+    if d.ndim != 4 or (d.shape[1] != channels if isinstance(channels, int) else d.shape[1] < 1):
         raise UserError(
             f"{path}: {name} has shape {d.shape}; the {layout.value} layout needs {expected}"
         )
@@ -112,6 +121,28 @@ def _names(path: Path, d: h5py.Dataset) -> list[str]:
     return [str(_plain(x)) for x in np.atleast_1d(d.attrs["names"])]
 
 
+def _channel_names(path: Path, d: h5py.Dataset, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of the channels of fields ``d`` (N, C, H, W): its attribute ``names``.
+
+    A one-channel dataset without names is ``default`` (files of scifm before field inputs).
+    """
+    name, channels = d.name.lstrip("/"), d.shape[1]
+    if "names" not in d.attrs:
+        if channels == len(default):
+            return default
+        raise UserError(
+            f"{path}: {name} has {channels} channels but no attribute 'names' naming them "
+            f"(e.g. {list(default) + ['a']}); only a {len(default)}-channel {name} may omit it"
+        )
+    names = tuple(str(_plain(x)) for x in np.atleast_1d(d.attrs["names"]))
+    if len(names) != channels or len(set(names)) != len(names) or not all(names):
+        raise UserError(
+            f"{path}: {name} has {channels} channels but names {list(names)}; expected "
+            f"{channels} distinct non-empty names"
+        )
+    return names
+
+
 class _Channels:
     """A lazy channel slice ``source[:, channels]`` of an HDF5 dataset (N, C, H, W)."""
 
@@ -136,7 +167,9 @@ class PDEDataset:
     """An open dataset: ``inputs`` and ``outputs`` are read lazily (index them to load samples).
 
     Attributes:
-        inputs, outputs: (N, 1, H, W) arrays read on indexing (h5py datasets or channel views).
+        inputs, outputs: (N, C, H, W) and (N, K, H, W) arrays read on indexing (h5py datasets
+            or channel views).
+        input_names, output_names: the names of their channels, e.g. ``("f", "a")``, ``("u",)``.
         coefficients: (N, 6) float array, columns ``COEFFICIENT_NAMES`` (loaded; it is small).
         parameters: (N, Q) float array of the system's physics parameters, ``parameter_names``.
         system: system name (``"poisson"``, ``"advdiff"``, ``"helmholtz"``) or None if unknown.
@@ -176,11 +209,12 @@ class PDEDataset:
             _dataset(path, f, layout, name)
             for name in ("inputs", "outputs", "coefficients", "parameters")
         )
-        _check_fields(path, layout, inputs, 1, "one source field per sample")
-        if outputs.shape != inputs.shape:
+        _check_fields(path, layout, inputs, "C", "the input fields of each sample")
+        _check_fields(path, layout, outputs, "K", "the output fields of each sample")
+        if outputs.shape[0] != inputs.shape[0] or outputs.shape[2:] != inputs.shape[2:]:
             raise UserError(
                 f"{path}: outputs has shape {outputs.shape} but inputs {inputs.shape}; the scifm "
-                f"layout needs both (N, 1, H, W) with the same N, H and W"
+                f"layout needs (N, C, H, W) and (N, K, H, W) with the same N, H and W"
             )
         n = inputs.shape[0]
         _check_rows(
@@ -216,6 +250,8 @@ class PDEDataset:
             )
         self.system = self.attrs.get("system")
         self.inputs, self.outputs = inputs, outputs
+        self.input_names = _channel_names(path, inputs, INPUT_NAMES)
+        self.output_names = _channel_names(path, outputs, OUTPUT_NAMES)
         self.coefficients = coefficients[...].astype(np.float64)
         self.parameters = parameters[...].astype(np.float64)
         self.parameter_names = tuple(parameter_names)
@@ -235,6 +271,7 @@ class PDEDataset:
             )
         self.system = REFERENCE_TENSOR_WIDTHS[p]
         self.inputs, self.outputs = _Channels(fields, slice(0, 1)), _Channels(fields, slice(1, 2))
+        self.input_names, self.output_names = INPUT_NAMES, OUTPUT_NAMES
         self.coefficients = _REFERENCE_TO_COEFFICIENTS[self.system](tensor[...].astype(np.float64))
         if "other" in f:  # realised advection ratios
             other = _dataset(path, f, layout, "other")
@@ -294,7 +331,8 @@ def open(path: str | os.PathLike, system: str | None = None) -> PDEDataset:  # n
         system: expected system; for reference files it is inferred from the tensor width.
 
     Every dataset of the layout is checked before anything is read (``scifm.data._schema``):
-    fields (N, 1, H, W) in the scifm layout, (N, 2, H, W) in the reference one, N >= 1, one
+    fields (N, C, H, W) and (N, K, H, W) with named channels in the scifm layout, (N, 2, H, W)
+    in the reference one, N >= 1, one
     table row per sample, 6 coefficient columns, a known reference tensor width. Grids need not
     be square (``grid`` is ``(H, W)``).
 

@@ -2,8 +2,11 @@
 
 The scifm layout (``Layout.SCIFM``), datasets::
 
-    inputs        (N, 1, H, W) float32   the source f, exactly the f of the `equation` attribute
-    outputs       (N, 1, H, W) float32   the solution u
+    inputs        (N, C, H, W) float32   input fields, named by the attribute `names`: the
+                                         source f, exactly the f of the `equation` attribute,
+                                         then coefficient fields (Darcy: f, a); without
+                                         `names`, C = 1 and the channel is f
+    outputs       (N, K, H, W) float32   output fields, attribute `names` (default: u)
     coefficients  (N, 6)       float32   k11, k22, k12, vx, vy, omega (attribute `names`)
     parameters    (N, Q)       float32   the system's physics parameters (attribute `names`)
 
@@ -31,6 +34,8 @@ from scifm.pdes import COEFFICIENT_NAMES
 FORMAT = "scifm-pde"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
+INPUT_NAMES = ("f",)  # the channels of a file without `names`: the source
+OUTPUT_NAMES = ("u",)
 
 # tensor width -> system; the columns are Poisson (k11, k22, k12), advection-diffusion
 # (k11, k22, k12, vx, vy), Helmholtz (kappa, omega)
@@ -48,7 +53,7 @@ class Layout(enum.Enum):
         """What this layout holds, as error messages list it."""
         if self is Layout.SCIFM:
             return (
-                f"inputs (N, 1, H, W), outputs (N, 1, H, W), coefficients (N, "
+                f"inputs (N, C, H, W), outputs (N, K, H, W), coefficients (N, "
                 f"{len(COEFFICIENT_NAMES)}), parameters (N, Q)"
             )
         widths = ", ".join(f"{p} ({name})" for p, name in REFERENCE_TENSOR_WIDTHS.items())

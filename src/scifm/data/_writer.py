@@ -17,8 +17,8 @@ import numpy as np
 
 from scifm import __version__
 from scifm._checks import OutputExists, check_count
-from scifm.data._schema import FORMAT, FORMAT_VERSION, PARTIAL_SUFFIX
-from scifm.pdes import COEFFICIENT_NAMES, EQUATION, AbstractPDESystem, check_resolution
+from scifm.data._schema import FORMAT, FORMAT_VERSION, OUTPUT_NAMES, PARTIAL_SUFFIX
+from scifm.pdes import COEFFICIENT_NAMES, AbstractPDESystem, check_resolution
 
 
 def _identity(system: AbstractPDESystem, n: int, resolution: int, seed: int) -> str:
@@ -39,9 +39,11 @@ def _create(
     path: Path, system: AbstractPDESystem, n: int, resolution: int, seed: int, identity: str
 ):
     f = h5py.File(path, "w")
-    field = dict(shape=(n, 1, resolution, resolution), dtype="f4")  # contiguous: fast I/O
-    f.create_dataset("inputs", **field)
-    f.create_dataset("outputs", **field)
+    grid = (resolution, resolution)  # contiguous datasets: fast I/O
+    inputs = f.create_dataset("inputs", shape=(n, len(system.input_names), *grid), dtype="f4")
+    inputs.attrs["names"] = list(system.input_names)
+    outputs = f.create_dataset("outputs", shape=(n, len(OUTPUT_NAMES), *grid), dtype="f4")
+    outputs.attrs["names"] = list(OUTPUT_NAMES)
     coefficients = f.create_dataset("coefficients", shape=(n, len(COEFFICIENT_NAMES)), dtype="f4")
     coefficients.attrs["names"] = list(COEFFICIENT_NAMES)
     parameters = f.create_dataset("parameters", shape=(n, len(system.parameter_names)), dtype="f4")
@@ -51,7 +53,7 @@ def _create(
         format_version=FORMAT_VERSION,
         system=system.name,
         description=system.description,
-        equation=EQUATION,
+        equation=system.equation,
         system_config=json.dumps(system.config()),
         ranges=json.dumps(system.ranges()),
         resolution=resolution,

@@ -1,7 +1,8 @@
 """PDE systems of the transfer study, solved exactly by FFT on the periodic unit square.
 
 ``Poisson``, ``AdvectionDiffusion`` and ``Helmholtz`` are special cases of one operator with
-six coefficients (``COEFFICIENT_NAMES``); ``solve`` is its exact spectral solve.
+six coefficients (``COEFFICIENT_NAMES``); ``solve`` is its exact spectral solve. ``Darcy`` has a
+coefficient field (inputs ``f`` and ``a``), solved by preconditioned conjugate gradients.
 """
 
 from scifm._checks import UserError
@@ -11,6 +12,8 @@ from scifm.pdes._advdiff import advection_speed as advection_speed
 from scifm.pdes._base import AbstractPDESystem as AbstractPDESystem
 from scifm.pdes._base import Samples as Samples
 from scifm.pdes._base import check_resolution as check_resolution
+from scifm.pdes._darcy import Darcy as Darcy
+from scifm.pdes._darcy import LogNormalField as LogNormalField
 from scifm.pdes._helmholtz import Helmholtz as Helmholtz
 from scifm.pdes._helmholtz import resonances as resonances
 from scifm.pdes._poisson import Poisson as Poisson
@@ -21,7 +24,7 @@ from scifm.pdes._spectral import solve as solve
 from scifm.pdes._spectral import symbol as symbol
 
 SYSTEMS: dict[str, type[AbstractPDESystem]] = {
-    cls.name: cls for cls in (Poisson, AdvectionDiffusion, Helmholtz)
+    cls.name: cls for cls in (Poisson, AdvectionDiffusion, Helmholtz, Darcy)
 }
 
 
@@ -38,8 +41,10 @@ __all__ = [
     "SYSTEMS",
     "AbstractPDESystem",
     "AdvectionDiffusion",
+    "Darcy",
     "GaussianBumps",
     "Helmholtz",
+    "LogNormalField",
     "Poisson",
     "Samples",
     "advection_ratio",

@@ -20,13 +20,13 @@ from scifm.pdes import _spectral
 from scifm.pdes._sources import GaussianBumps
 
 MAX_ATTEMPTS = 1000
-_BLOCK = 16
+BLOCK = 16
 
 
 class Samples(NamedTuple):
     """A batch of solved samples (float64)."""
 
-    inputs: np.ndarray  # (B, 1, H, H): the source f, exactly as in the equation
+    inputs: np.ndarray  # (B, C, H, H): input fields, input_names (the source f first)
     outputs: np.ndarray  # (B, 1, H, H): the solution u
     coefficients: np.ndarray  # (B, 6): COEFFICIENT_NAMES
     parameters: np.ndarray  # (B, Q): the system's physics parameters, parameter_names
@@ -58,12 +58,15 @@ class AbstractPDESystem(abc.ABC):
 
     Subclasses set ``name``, ``parameter_names``, ``description`` and implement ``draw`` and
     ``coefficients``; they may override ``accept`` (reject and redraw a sample) and
-    ``finalise_parameters`` (record realised values).
+    ``finalise_parameters`` (record realised values). A system with coefficient *fields*
+    (``Darcy``) also sets ``input_names`` and ``equation`` and solves its own batches.
     """
 
     name: ClassVar[str]
     parameter_names: ClassVar[tuple[str, ...]]
     description: ClassVar[str]
+    input_names: ClassVar[tuple[str, ...]] = ("f",)  # input channels; outputs are ("u",)
+    equation: ClassVar[str] = _spectral.EQUATION
     source: GaussianBumps = field(default_factory=GaussianBumps)
 
     @abc.abstractmethod
@@ -127,8 +130,8 @@ class AbstractPDESystem(abc.ABC):
         parameters = np.stack([self.draw(r) for r in rngs])
         fields = np.empty((len(rngs), 2, resolution, resolution), dtype=dtype)
         coefficients = np.empty((len(rngs), 6))
-        for lo in range(0, len(rngs), _BLOCK):  # small blocks keep the arrays in cache
-            block = slice(lo, lo + _BLOCK)
+        for lo in range(0, len(rngs), BLOCK):  # small blocks keep the arrays in cache
+            block = slice(lo, lo + BLOCK)
             f = self.source.evaluate(amplitudes[block], resolution)
             f /= f.max(axis=(-2, -1), keepdims=True)
             f_hat = _spectral.rfft2(f)

@@ -16,6 +16,7 @@ from scifm._checks import UserError
 from scifm._io import atomic_write_bytes, atomic_write_json
 from scifm._runs import MODEL as HYPER
 from scifm._runs import WEIGHTS
+from scifm.data import INPUT_NAMES, OUTPUT_NAMES
 from scifm.models import FNO, Normalizer, OperatorModel
 
 
@@ -33,6 +34,9 @@ def hyperparameters(model: OperatorModel, **extra: Any) -> dict:
         "layers": len(net.spectral),
         "grid": net.grid,
         "coefficients": int(model.normalizer.coefficient_scale.shape[0]),
+        "input_names": list(model.input_names),
+        "output_names": list(model.output_names),
+        "source": model.normalizer.source,
         "dtype": str(net.lift.weight.dtype),
         "scifm_version": __version__,
         **extra,
@@ -51,12 +55,19 @@ def skeleton(hyper: dict) -> OperatorModel:
         key=jax.random.key(0),
     )
     p = hyper["coefficients"]
-    model = OperatorModel(Normalizer(jnp.zeros((), jnp.float32), jnp.zeros((p,), jnp.float32)), net)
-    dtype = jnp.dtype(hyper.get("dtype", "float32"))
-    net = jax.tree_util.tree_map(
-        lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model.net
+    inputs = tuple(hyper.get("input_names", INPUT_NAMES))  # absent: a model of before field inputs
+    outputs = tuple(hyper.get("output_names", OUTPUT_NAMES))
+    source = bool(hyper.get("source", True))
+    fields = len(inputs) - source
+    normalizer = Normalizer(
+        jnp.zeros((), jnp.float32),
+        jnp.zeros((p,), jnp.float32),
+        jnp.zeros((fields,), jnp.float32) if fields else None,
+        source=source,
     )
-    return OperatorModel(model.normalizer, net)
+    dtype = jnp.dtype(hyper.get("dtype", "float32"))
+    net = jax.tree_util.tree_map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, net)
+    return OperatorModel(normalizer, net, inputs, outputs)
 
 
 def save(directory: Path, model: OperatorModel, name: str = WEIGHTS, **extra: Any) -> None:

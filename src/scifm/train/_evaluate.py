@@ -25,6 +25,7 @@ def errors(model: OperatorModel, fields: FieldSet, batch_size: int = 32) -> np.n
             is not finite (a zero target, or a non-finite output).
     """
     check_count("batch_size", batch_size)
+    model.check_channels(fields.input_names, fields.output_names, fields.name or "the data")
     n = len(fields)
     if n == 0:
         raise UserError(f"{fields.name or 'the data'} holds no samples to evaluate")

@@ -74,14 +74,14 @@ def _update(optimizer, loss_fn, model: OperatorModel, opt_state, f, c, u, lr):
     """One Adam step on ``loss_fn(model(f, c), u)``; only ``model.net`` trains."""
 
     def objective(net):
-        pred = jax.vmap(OperatorModel(model.normalizer, net))(f, c)
+        pred = jax.vmap(eqx.tree_at(lambda m: m.net, model, net))(f, c)
         return loss_fn(pred, u)
 
     loss, grads = eqx.filter_value_and_grad(objective)(model.net)
     params = eqx.filter(model.net, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, opt_state, params, learning_rate=lr)
     net = eqx.apply_updates(model.net, updates)
-    return OperatorModel(model.normalizer, net), opt_state, loss
+    return eqx.tree_at(lambda m: m.net, model, net), opt_state, loss
 
 
 def make_train_step(optimizer: optax.GradientTransformation, loss_fn: Callable):
@@ -202,6 +202,8 @@ def fit(
     _check_arguments(
         train, val, epochs, batch_size, lr, eval_batch_size, validate_every, checkpoint_every
     )
+    for fields in (train, val):
+        model.check_channels(fields.input_names, fields.output_names, fields.name or "the data")
     hyper = hyperparameters(model, **(metadata or {}).get("model", {}))
     config = {
         "epochs": epochs,

@@ -6,8 +6,10 @@ import os
 
 import jax
 
+from scifm._checks import UserError
 from scifm.data import FieldSet
 from scifm.models import Normalizer, OperatorModel, get_preset
+from scifm.train._adapter import adapt
 from scifm.train._checkpoint import check_compatible, load
 
 DEFAULT_PRESET = "fno-1m"
@@ -19,6 +21,7 @@ def start_model(
     preset: str | None = None,
     init: str | os.PathLike | None = None,
     seed: int = 0,
+    adapter: bool = False,
 ) -> tuple[OperatorModel, str]:
     """The initial model and its preset name.
 
@@ -26,28 +29,51 @@ def start_model(
     model sees inputs scaled as in pre-training; only the scale of a coefficient that the
     pre-training data never had (e.g. velocity after Poisson + Helmholtz) is fitted on
     ``train`` (:meth:`scifm.models.Normalizer.complete`). ``preset``, if also given, must match them.
-    Without, the ``preset`` (default fno-1m) initialised from ``seed``, with a normaliser fitted
-    to ``train``.
+    If ``train`` has other channels than the initial model (a coefficient field, other outputs),
+    ``adapter=True`` carries the model to them (:func:`scifm.train.adapt`: new lift columns
+    and output rows, Fourier layers kept; initialised from ``seed``); without it they are
+    refused. Without ``init``, the ``preset`` (default fno-1m) initialised from ``seed``, with
+    a normaliser fitted to ``train``.
 
     Raises:
-        ValueError: unknown preset, or ``init`` of another architecture than ``preset`` or than
-            ``train``'s channels.
+        ValueError: unknown preset, ``init`` of another architecture than ``preset``, or of
+            other channels than ``train`` without ``adapter``.
     """
     spec = get_preset(preset) if preset is not None else None
-    in_channels = 1 + train.coefficients.shape[1]
+    in_channels = len(train.input_names) + train.coefficients.shape[1]
+    out_channels = len(train.output_names)
     if init is not None:
         model, hyper = load(init)
+        name = preset or hyper.get("preset", "custom")
+        channels = (model.input_names, model.output_names)
+        if channels != (train.input_names, train.output_names):
+            if not adapter:
+                model.check_channels(train.input_names, train.output_names, train.name)
+            check_compatible(
+                hyper,
+                width=spec.width if spec else hyper["width"],
+                modes=spec.modes if spec else hyper["modes"],
+                in_channels=hyper["in_channels"],
+                out_channels=hyper["out_channels"],
+                source=f"the initial run {init}",
+            )
+            return adapt(model, train, key=jax.random.key(seed)), name
         check_compatible(
             hyper,
             width=spec.width if spec else hyper["width"],
             modes=spec.modes if spec else hyper["modes"],
             in_channels=in_channels,
-            out_channels=1,
+            out_channels=out_channels,
             source=f"the initial run {init}",
         )
         # terms the pre-training data never had take their input scale from this data
-        model = OperatorModel(model.normalizer.complete(train), model.net)
-        return model, preset or hyper.get("preset", "custom")
+        model = OperatorModel(
+            model.normalizer.complete(train), model.net, model.input_names, model.output_names
+        )
+        return model, name
+    if adapter:
+        raise UserError("an adapter carries a pre-trained model to new channels: it needs --init")
     spec = spec or get_preset(DEFAULT_PRESET)
-    net = spec.build(in_channels, 1, key=jax.random.key(seed))
-    return OperatorModel(Normalizer.fit(train), net), spec.name
+    net = spec.build(in_channels, out_channels, key=jax.random.key(seed))
+    model = OperatorModel(Normalizer.fit(train), net, train.input_names, train.output_names)
+    return model, spec.name
