@@ -8,11 +8,21 @@ from scifm._checks import UserError
 from scifm.cli._parse import parse_range
 
 
-def _system_options(system: str, eig, ratio, omega, integer_omega: bool) -> dict:
+def _system_options(system: str, eig, ratio, omega, integer_omega: bool, sigma=None) -> dict:
     """Range options -> keyword arguments of the system; options a system does not take are refused."""
-    given = {"--eig": eig, "--ratio": ratio, "--omega": omega}
-    accepted = {"poisson": {"--eig"}, "advdiff": {"--eig", "--ratio"}, "helmholtz": {"--omega"}}
-    names = {"--eig": "eig_range", "--ratio": "ratio_range", "--omega": "omega_range"}
+    given = {"--eig": eig, "--ratio": ratio, "--omega": omega, "--sigma": sigma}
+    accepted = {
+        "poisson": {"--eig"},
+        "advdiff": {"--eig", "--ratio"},
+        "helmholtz": {"--omega"},
+        "darcy": {"--sigma"},
+    }
+    names = {
+        "--eig": "eig_range",
+        "--ratio": "ratio_range",
+        "--omega": "omega_range",
+        "--sigma": "sigma_range",
+    }
     options = {}
     for flag, text in given.items():
         if text is None:
@@ -29,7 +39,11 @@ def _system_options(system: str, eig, ratio, omega, integer_omega: bool) -> dict
 
 
 def generate(
-    system: str = typer.Argument(..., help="PDE system: poisson, advdiff or helmholtz."),
+    system: str = typer.Argument(
+        ...,
+        help="PDE system: poisson, advdiff, helmholtz or darcy (-div(a grad u) = f with a "
+        "log-normal field a: inputs f and a).",
+    ),
     n: int = typer.Option(..., "--n", help="Number of samples (>= 1)."),
     out: str = typer.Option(
         ..., "--out", help="Output HDF5 file (written as OUT.partial, renamed when complete)."
@@ -43,6 +57,12 @@ def generate(
         None, "--ratio", help="advdiff: advection/diffusion ratio psi as LO,HI [default 0.2,1]."
     ),
     omega: str = typer.Option(None, "--omega", help="helmholtz: omega range LO,HI [default 1,10]."),
+    sigma: str = typer.Option(
+        None,
+        "--sigma",
+        help="darcy: range LO,HI of sigma, a = 0.01 exp(sigma g) with g a unit Gaussian field "
+        "[default 0.3,1].",
+    ),
     integer_omega: bool = typer.Option(
         False, "--integer-omega", help="helmholtz: draw integer omega (as the reference code)."
     ),
@@ -70,7 +90,9 @@ def generate(
 
     from scifm import data, pdes
 
-    pde = pdes.get_system(system, **_system_options(system, eig, ratio, omega, integer_omega))
+    pde = pdes.get_system(
+        system, **_system_options(system, eig, ratio, omega, integer_omega, sigma)
+    )
     start = time.perf_counter()
     from scifm._progress import Display
 
@@ -140,7 +162,7 @@ def _print_summary(info: dict) -> None:
         for name, s in info[group].items():
             table.add_row(name, *(f"{s[k]:.4g}" for k in ("min", "max", "mean", "std")))
     for key in info:
-        if key.startswith(("source", "solution")):
+        if key.startswith(("source", "solution", "field ", "output ")):
             s = info[key]
             table.add_row(key, *(f"{s[k]:.4g}" for k in ("min", "max", "mean", "std")))
     console.print(table)

@@ -33,6 +33,13 @@ def train(
     init: str = typer.Option(
         None, "--init", help="Start from this run's (or checkpoint's) weights and normalisation."
     ),
+    adapter: bool = typer.Option(
+        False,
+        "--adapter",
+        help="With --init whose channels differ from the data's (a coefficient field such as "
+        "Darcy's a, other outputs): new lift columns (zero) and output rows (fresh) for the new "
+        "channels, Fourier layers kept.",
+    ),
     epochs: int = typer.Option(20, "--epochs", min=1, help="Passes over the training set."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per step."),
     lr: float = typer.Option(
@@ -97,8 +104,26 @@ def train(
     init = str(Path(init).resolve()) if init is not None else None
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
-    start, name = train_lib.start_model(train_fields, preset=model, init=init, seed=seed)
+    start, name = train_lib.start_model(
+        train_fields, preset=model, init=init, seed=seed, adapter=adapter
+    )
     metadata = {"model": {"preset": name}, "init": init}
+    if adapter:
+        pretrained, _ = train_lib.load(init)
+        changes = train_lib.adapter_changes(
+            pretrained.input_names, pretrained.output_names, train_fields
+        )
+        metadata["adapter"] = changes
+        if jax.process_index() == 0:
+            print(
+                "adapter: new inputs "
+                + (", ".join(changes["new_inputs"]) or "none")
+                + " (zero lift columns); new outputs "
+                + (", ".join(changes["new_outputs"]) or "none")
+                + " (fresh rows); dropped inputs "
+                + (", ".join(changes["dropped_inputs"]) or "none")
+                + "; Fourier layers kept"
+            )
     sharding = train_lib.data_parallel()  # the batch split over every device
     if sharding is not None and jax.process_index() == 0:
         print(

@@ -19,7 +19,7 @@ def summary(data: PDEDataset, max_samples: int = 256) -> dict:
     ``max_samples`` samples (datasets may not fit in memory).
     """
     m = min(len(data), max_samples)
-    f, u = data.inputs[:m], data.outputs[:m]
+    f, u = np.asarray(data.inputs[:m]), np.asarray(data.outputs[:m])
 
     def stats(x: np.ndarray) -> dict:
         return {
@@ -44,19 +44,38 @@ def summary(data: PDEDataset, max_samples: int = 256) -> dict:
             k: stats(data.coefficients[:, i]) for i, k in enumerate(COEFFICIENT_NAMES)
         },
         "parameters": {k: stats(data.parameters[:, i]) for i, k in enumerate(data.parameter_names)},
-        f"source (first {m})": stats(f),
-        f"solution (first {m})": stats(u),
+        "input_names": list(data.input_names),
+        "output_names": list(data.output_names),
+        **{
+            f"{_role(name, True)} (first {m})": stats(f[:, j])
+            for j, name in enumerate(data.input_names)
+        },
+        **{
+            f"{_role(name, False)} (first {m})": stats(u[:, j])
+            for j, name in enumerate(data.output_names)
+        },
     }
 
 
+def _role(name: str, is_input: bool) -> str:
+    """How a channel is called in summaries and plots: "source", "solution", "field a", ..."""
+    if is_input:
+        return "source" if name == "f" else f"field {name}"
+    return "solution" if name == "u" else f"output {name}"
+
+
 def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> Path:
-    """Write a PNG: one row per sample, source and solution side by side, coefficients in titles."""
+    """Write a PNG: one row per sample, its input and output fields side by side (source,
+    coefficient fields, solution), coefficients and parameters below."""
     count = max(1, min(count, len(data)))
-    fig = figure(figsize=(7.0, 3.1 * count))
-    axes = fig.subplots(count, 2, squeeze=False)
+    columns = [(name, True) for name in data.input_names]
+    columns += [(name, False) for name in data.output_names]
+    fig = figure(figsize=(3.5 * len(columns), 3.1 * count))
+    axes = fig.subplots(count, len(columns), squeeze=False)
     extent = (0, 1, 0, 1)
     for row in range(count):
-        f, u = data.inputs[row][0], data.outputs[row][0]
+        f, u = np.asarray(data.inputs[row]), np.asarray(data.outputs[row])
+        fields = [*f, *u]
         c = data.coefficients[row]
         label = ", ".join(
             f"{k}={v:.3g}" for k, v in zip(COEFFICIENT_NAMES, c, strict=True) if v != 0
@@ -64,11 +83,11 @@ def plot_samples(data: PDEDataset, path: str | os.PathLike, count: int = 4) -> P
         params = ", ".join(
             f"{k}={v:.3g}" for k, v in zip(data.parameter_names, data.parameters[row], strict=True)
         )
-        for ax, field, title, cmap in (
-            (axes[row, 0], f, "source f", "viridis"),
-            (axes[row, 1], u, "solution u", "RdBu_r"),
-        ):
+        for ax, field, (name, is_input) in zip(axes[row], fields, columns, strict=True):
+            cmap = "viridis" if is_input else "RdBu_r"
             im = ax.imshow(field.T, origin="lower", extent=extent, cmap=cmap)
+            title = _role(name, is_input)
+            title = f"{title} {name}" if title in ("source", "solution") else title
             ax.set_title(f"#{row} {title}", fontsize=9)
             ax.set_xlabel("x")
             ax.set_ylabel("y")
