@@ -3,6 +3,7 @@ through an adapter: the solver against an independent finite-difference check, t
 named channels, the normaliser on fields, and the adapter's promise (at the start it is the
 pre-trained model; afterwards it has learned what the coefficient field adds)."""
 
+import csv
 import json
 
 import h5py
@@ -284,3 +285,33 @@ def test_a_checkpoint_from_before_named_channels_loads_as_source_to_solution(tmp
         jax.vmap(loaded)(fields.inputs, fields.coefficients),
         jax.vmap(model)(fields.inputs, fields.coefficients),
     )
+
+
+def test_a_study_reaches_a_field_input_task_through_the_adapter(tmp_path, capsys):
+    """The shipped darcy study at toy size: the pre-trained model (f and constant
+    coefficients) is scored zero-shot on Darcy and fine-tuned on f and a, beside scratch."""
+    sweep = tmp_path / "sweep"
+    settings = [
+        "resolution=16",
+        'presets=["fno-64k"]',
+        "n_values=[8]",
+        "lr_grid=[1e-3]",
+        "steps=6",
+        "validations=2",
+        "n_val=8",
+        "n_test=8",
+        "pretrain.n=32",
+        "pretrain.n_val=8",
+        "pretrain.epochs=2",
+    ]
+    args = ["sweep", "darcy", *sum((["--set", s] for s in settings), []), "--out", str(sweep)]
+    with jax.enable_x64(False):
+        assert main(args) == 0
+    capsys.readouterr()
+    with open(sweep / "results.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["task"] == "darcy"]
+    assert sorted(r["method"] for r in rows) == ["finetune", "scratch", "zero-shot"]
+    assert all(0 < float(r["test_rel_l2"]) < 10 for r in rows)
+    finetuned = next(r["run"] for r in rows if r["method"] == "finetune")
+    hyper = json.loads((sweep / finetuned / "model.json").read_text())
+    assert hyper["input_names"] == ["f", "a"]

@@ -44,8 +44,8 @@ def _print_headline(report) -> None:
 def sweep(
     config: str = typer.Argument(
         ...,
-        help="Study: a TOML file, or a shipped name (demo, paper-poisson, paper-helmholtz, "
-        "paper-advdiff, paper-mixture).",
+        help="Study: a TOML file, or a shipped name (demo, darcy, paper-poisson, "
+        "paper-helmholtz, paper-advdiff, paper-mixture).",
     ),
     out: str = typer.Option(
         None, "--out", help="Sweep directory [default: sweeps/<study name>]; reruns resume it."

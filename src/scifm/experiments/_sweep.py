@@ -30,6 +30,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import jax
+
 from scifm import data
 from scifm._io import atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar, RunProgress
@@ -41,6 +43,7 @@ from scifm.experiments._points import MethodKind, Point, PointKind, Status
 from scifm.experiments._results import rows_from_points
 from scifm.train import (
     DivergenceError,
+    adapt,
     data_parallel,
     evaluate,
     fit,
@@ -170,9 +173,18 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
 
 
 def _evaluate_on(model, sweep: Path, study: Study, tasks: Sequence[str]) -> dict:
+    """Test errors of ``model`` per task. A task of other input channels (a coefficient field
+    the model never read) is scored through the adapter at its start, which is the model
+    reading the channels they share (:func:`scifm.train.adapt`); a task with outputs the model
+    does not predict has no zero-shot error and is left out."""
     out = {}
     for task in tasks:
         fields = data.FieldSet.load(data_path(sweep, task, "test"))
+        if (model.input_names, model.output_names) != (fields.input_names, fields.output_names):
+            if set(fields.output_names) - set(model.output_names):
+                continue
+            out[task] = evaluate(adapt(model, fields, key=jax.random.key(0)), fields)
+            continue
         out[task] = evaluate(model, fields)
     return out
 
@@ -225,7 +237,10 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
                     f"{p.describe()}: pre-training {init} diverged; lower pretrain.lr in a new sweep"
                 )
             evaluate_on = [p.task, *study.pretrain.tasks]  # forgetting: the pre-training tasks too
-        model, _ = start_model(train, preset=p.preset, init=init, seed=study.seed)
+        # a task of other channels (Darcy's coefficient field) is reached through an adapter
+        model, _ = start_model(
+            train, preset=p.preset, init=init, seed=study.seed, adapter=init is not None
+        )
     result = {"point": p.to_dict(), "status": Status.OK.value}
     start = time.perf_counter()
     try:

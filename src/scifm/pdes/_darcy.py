@@ -108,6 +108,14 @@ class Darcy(AbstractPDESystem):
     permeability: LogNormalField = field(default_factory=LogNormalField)
 
     def __post_init__(self):
+        if isinstance(self.permeability, dict):  # from a study file or config(): its fields
+            valid = {"length_scale", "modes"}
+            unknown = sorted(set(self.permeability) - valid)
+            if unknown:
+                raise UserError(
+                    f"unknown permeability option {unknown[0]!r}; valid: length_scale, modes"
+                )
+            object.__setattr__(self, "permeability", LogNormalField(**self.permeability))
         check_range(
             "sigma_range (the log-permeability's amplitude)",
             self.sigma_range,
