@@ -89,7 +89,7 @@ def train(
 
     import jax
 
-    from scifm import data
+    from scifm import data, models
     from scifm import train as train_lib
     from scifm.cli._run import BarAndPlot
 
@@ -110,7 +110,7 @@ def train(
     metadata = {"model": {"preset": name}, "init": init}
     if adapter:
         pretrained, _ = train_lib.load(init)
-        changes = train_lib.adapter_changes(
+        changes = models.adapter_changes(
             pretrained.input_names, pretrained.output_names, train_fields
         )
         metadata["adapter"] = changes

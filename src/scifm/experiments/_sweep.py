@@ -41,9 +41,9 @@ from scifm.experiments._executors import check_executor, make_executor
 from scifm.experiments._markdown import write_report
 from scifm.experiments._points import MethodKind, Point, PointKind, Status
 from scifm.experiments._results import rows_from_points
+from scifm.models import adapt
 from scifm.train import (
     DivergenceError,
-    adapt,
     data_parallel,
     evaluate,
     fit,
@@ -175,7 +175,7 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
 def _evaluate_on(model, sweep: Path, study: Study, tasks: Sequence[str]) -> dict:
     """Test errors of ``model`` per task. A task of other input channels (a coefficient field
     the model never read) is scored through the adapter at its start, which is the model
-    reading the channels they share (:func:`scifm.train.adapt`); a task with outputs the model
+    reading the channels they share (:func:`scifm.models.adapt`); a task with outputs the model
     does not predict has no zero-shot error and is left out."""
     out = {}
     for task in tasks:

@@ -1,6 +1,8 @@
-"""Models: Fourier neural operators (with size presets and the input normaliser) and the PINN
-MLP."""
+"""Models: Fourier neural operators (with size presets, the input normaliser and the adapter to
+other channels) and the PINN MLP."""
 
+from ._adapter import adapt as adapt
+from ._adapter import adapter_changes as adapter_changes
 from ._fno import FNO as FNO
 from ._fno import Pointwise as Pointwise
 from ._fno import SpectralConv2d as SpectralConv2d
@@ -21,6 +23,8 @@ __all__ = [
     "OperatorModel",
     "Pointwise",
     "SpectralConv2d",
+    "adapt",
+    "adapter_changes",
     "count_parameters",
     "get_preset",
 ]

@@ -18,7 +18,7 @@ class OperatorModel(eqx.Module):
     and ``output_names`` name the channels of ``f`` and of the output (``("f",)`` and ``("u",)``
     for the constant-coefficient systems, ``("f", "a")`` for Darcy); data of other channels is
     refused (:meth:`check_channels`) unless the model is adapted to them
-    (:func:`scifm.train.adapt`).
+    (:func:`scifm.models.adapt`).
     """
 
     normalizer: Normalizer

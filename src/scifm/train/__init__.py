@@ -12,8 +12,6 @@ from scifm._runs import DivergenceError as DivergenceError
 from scifm._runs import RunConflict as RunConflict
 from scifm._runs import RunError as RunError
 from scifm._runs import RunFinished as RunFinished
-from scifm.train._adapter import adapt as adapt
-from scifm.train._adapter import adapter_changes as adapter_changes
 from scifm.train._checkpoint import check_compatible as check_compatible
 from scifm.train._checkpoint import hyperparameters as hyperparameters
 from scifm.train._checkpoint import load as load
@@ -56,8 +54,6 @@ __all__ = [
     "RunError",
     "RunFinished",
     "Spider",
-    "adapt",
-    "adapter_changes",
     "check_compatible",
     "cosine_lr",
     "data_parallel",

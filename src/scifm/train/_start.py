@@ -8,8 +8,7 @@ import jax
 
 from scifm._checks import UserError
 from scifm.data import FieldSet
-from scifm.models import Normalizer, OperatorModel, get_preset
-from scifm.train._adapter import adapt
+from scifm.models import Normalizer, OperatorModel, adapt, get_preset
 from scifm.train._checkpoint import check_compatible, load
 
 DEFAULT_PRESET = "fno-1m"
@@ -30,7 +29,7 @@ def start_model(
     pre-training data never had (e.g. velocity after Poisson + Helmholtz) is fitted on
     ``train`` (:meth:`scifm.models.Normalizer.complete`). ``preset``, if also given, must match them.
     If ``train`` has other channels than the initial model (a coefficient field, other outputs),
-    ``adapter=True`` carries the model to them (:func:`scifm.train.adapt`: new lift columns
+    ``adapter=True`` carries the model to them (:func:`scifm.models.adapt`: new lift columns
     and output rows, Fourier layers kept; initialised from ``seed``); without it they are
     refused. Without ``init``, the ``preset`` (default fno-1m) initialised from ``seed``, with
     a normaliser fitted to ``train``.

@@ -28,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from scifm.data import FieldSet
-from scifm.models import FNO, Normalizer, OperatorModel
+from scifm.models._fno import FNO
+from scifm.models._normalizer import Normalizer
+from scifm.models._operator import OperatorModel
 from scifm.pdes import COEFFICIENT_NAMES
 
 
