@@ -315,3 +315,78 @@ def test_a_study_reaches_a_field_input_task_through_the_adapter(tmp_path, capsys
     finetuned = next(r["run"] for r in rows if r["method"] == "finetune")
     hyper = json.loads((sweep / finetuned / "model.json").read_text())
     assert hyper["input_names"] == ["f", "a"]
+
+
+# PDEBench's 2-D Darcy flow file, written here in its layout (nu (N, H, W), tensor (N, 1, H, W),
+# coordinates; beta in the file name), since nothing may be downloaded.
+def _write_pdebench(path, n=5, h=12, w=10, **replace):
+    rng = np.random.default_rng(1)
+    datasets = {
+        "nu": rng.uniform(0.1, 1.0, size=(n, h, w)).astype("f4"),
+        "tensor": rng.normal(size=(n, 1, h, w)).astype("f4"),
+        "x-coordinate": ((np.arange(w) + 0.5) / w).astype("f4"),
+        "y-coordinate": ((np.arange(h) + 0.5) / h).astype("f4"),
+        "t-coordinate": np.linspace(0, 1, 10).astype("f4"),
+    } | replace
+    with h5py.File(path, "w") as f:
+        for name, array in datasets.items():
+            if array is not None:
+                f[name] = array
+    return datasets
+
+
+def test_pdebench_darcy_file_reads_back_exactly_as_written(tmp_path):
+    path = tmp_path / "2D_DarcyFlow_beta0.01_Train.hdf5"
+    written = _write_pdebench(path)
+    with data.open(path) as ds:
+        assert ds.layout is data.Layout.PDEBENCH and ds.system == "pdebench-darcy"
+        assert ds.input_names == ("f", "a") and ds.output_names == ("u",)
+        assert ds.grid == (12, 10) and len(ds) == 5
+        np.testing.assert_array_equal(ds.inputs[1:4][:, 1], written["nu"][1:4])
+        np.testing.assert_array_equal(ds.inputs[2][1], written["nu"][2])
+        np.testing.assert_array_equal(ds.inputs[:][:, 0], np.float32(0.01))
+        np.testing.assert_array_equal(ds.outputs[:], written["tensor"])
+        np.testing.assert_allclose(
+            ds.coefficients[:, 0], written["nu"].astype(np.float64).mean(axis=(1, 2))
+        )
+        np.testing.assert_array_equal(ds.parameters[:, 0], 0.01)
+        assert "Dirichlet" in data.summary(ds)["equation"]
+    fields = data.FieldSet.load(path)
+    np.testing.assert_array_equal(fields.inputs[:, 1], written["nu"])
+    np.testing.assert_array_equal(fields.outputs, written["tensor"])
+
+
+@pytest.mark.parametrize(
+    ("name", "replace", "message"),
+    [
+        (
+            "darcy.hdf5",
+            {},
+            "a PDEBench Darcy file names its forcing beta in the file name (e.g. "
+            "2D_DarcyFlow_beta1.0_Train.hdf5), and this name has none; rename the file",
+        ),
+        (
+            "2D_DarcyFlow_beta1.0_Train.hdf5",
+            {"tensor": np.zeros((4, 1, 12, 10), "f4")},
+            "tensor has shape (4, 1, 12, 10) but nu (5, 12, 10); the pdebench-darcy layout "
+            "needs (N, 1, H, W) with nu's N, H and W",
+        ),
+        (
+            "2D_DarcyFlow_beta1.0_Train.hdf5",
+            {"tensor": None},
+            "the pdebench-darcy layout needs a dataset 'tensor', which the file lacks",
+        ),
+        (
+            "2D_DarcyFlow_beta1.0_Train.hdf5",
+            {"nu": np.zeros((5, 1, 12, 10), "f4")},
+            "nu has shape (5, 1, 12, 10); the pdebench-darcy layout needs (N, H, W)",
+        ),
+    ],
+)
+def test_malformed_pdebench_files_are_refused_in_one_line(tmp_path, name, replace, message):
+    path = tmp_path / name
+    _write_pdebench(path, **replace)
+    with pytest.raises(UserError) as e:
+        data.open(path)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value)
+    assert "\n" not in str(e.value)

@@ -362,7 +362,9 @@ MALFORMED = {
     "no-known-layout": (
         lambda p: _write_other(p, x=np.zeros(3), solution=np.zeros((4, 16, 16))),
         "{p} matches no known dataset layout: it holds ['solution', 'x']; known layouts are "
-        f"scifm: {SCIFM_DATASETS}; reference: {REFERENCE_DATASETS}",
+        f"scifm: {SCIFM_DATASETS}; reference: {REFERENCE_DATASETS}; pdebench-darcy: "
+        "nu (N, H, W) the coefficient, tensor (N, 1, H, W) the solution, the forcing beta in "
+        "the file name (2D_DarcyFlow_beta1.0_Train.hdf5)",
     ),
     "reference-tensor-rows": (
         lambda p: _write_reference(p, np.zeros((5, 2, 16, 16)), np.ones((3, 3))),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -51,6 +52,8 @@ def _layout(path: Path, f: h5py.File) -> Layout:
     keys = set(f.keys())
     if keys & {"inputs", "outputs"}:
         return Layout.SCIFM
+    if "nu" in keys:  # PDEBench's Darcy flow (its `tensor` is not the reference code's)
+        return Layout.PDEBENCH
     if keys & {"fields", "tensor"}:
         return Layout.REFERENCE
     known = "; ".join(f"{layout.value}: {layout.datasets}" for layout in Layout)
@@ -163,6 +166,32 @@ class _Channels:
         return self._source[index][:, self._channels]
 
 
+class _ForcingAndCoefficient:
+    """PDEBench Darcy inputs, lazily: ``(f, a)`` per sample, ``f = beta`` everywhere, ``a = nu``."""
+
+    def __init__(self, nu: h5py.Dataset, beta: float):
+        self._nu, self._beta = nu, beta
+        n, h, w = nu.shape
+        self.shape = (n, 2, h, w)
+        self.dtype = nu.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, tuple):
+            raise IndexError("index samples only, e.g. data.inputs[10:20]")
+        a = self._nu[index]
+        return np.stack([np.full_like(a, self._beta), a], axis=-3)
+
+
+_BETA = re.compile(r"beta([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)")
+PDEBENCH_EQUATION = (
+    "-div(a(x) grad u) = f on the unit square (0,1)^2 with u = 0 on the boundary (Dirichlet, "
+    "not periodic), inputs (f = beta, a = nu), output u; PDEBench's 2-D Darcy flow"
+)
+
+
 class PDEDataset:
     """An open dataset: ``inputs`` and ``outputs`` are read lazily (index them to load samples).
 
@@ -174,7 +203,7 @@ class PDEDataset:
         parameters: (N, Q) float array of the system's physics parameters, ``parameter_names``.
         system: system name (``"poisson"``, ``"advdiff"``, ``"helmholtz"``) or None if unknown.
         attrs: file attributes as a dict.
-        layout: :class:`Layout` ``SCIFM`` or ``REFERENCE``.
+        layout: :class:`Layout` ``SCIFM``, ``REFERENCE`` or ``PDEBENCH``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -195,6 +224,8 @@ class PDEDataset:
             self.layout = _layout(self.path, f)
             if self.layout is Layout.SCIFM:
                 self._open_scifm(f)
+            elif self.layout is Layout.PDEBENCH:
+                self._open_pdebench(f)
             else:
                 self._open_reference(f)
             if system is not None and self.system not in (None, system):
@@ -255,6 +286,41 @@ class PDEDataset:
         self.coefficients = coefficients[...].astype(np.float64)
         self.parameters = parameters[...].astype(np.float64)
         self.parameter_names = tuple(parameter_names)
+
+    def _open_pdebench(self, f: h5py.File) -> None:
+        """PDEBench's 2-D Darcy flow file: ``nu`` (N, H, W), ``tensor`` (N, 1, H, W), beta
+        from the file name. Coefficients as the Darcy generator's: ``k11 = k22 = mean(nu)``."""
+        path, layout = self.path, Layout.PDEBENCH
+        nu, tensor = _dataset(path, f, layout, "nu"), _dataset(path, f, layout, "tensor")
+        if nu.ndim != 3 or min(nu.shape) < 1:
+            raise UserError(
+                f"{path}: nu has shape {nu.shape}; the {layout.value} layout needs (N, H, W): "
+                "the coefficient field of each sample"
+            )
+        if tensor.shape != (nu.shape[0], 1, *nu.shape[1:]):
+            raise UserError(
+                f"{path}: tensor has shape {tensor.shape} but nu {nu.shape}; the "
+                f"{layout.value} layout needs (N, 1, H, W) with nu's N, H and W"
+            )
+        match = _BETA.search(path.name)
+        if match is None:
+            raise UserError(
+                f"{path}: a PDEBench Darcy file names its forcing beta in the file name (e.g. "
+                "2D_DarcyFlow_beta1.0_Train.hdf5), and this name has none; rename the file"
+            )
+        beta = float(match.group(1))
+        n = nu.shape[0]
+        mean = np.concatenate(
+            [nu[lo : lo + 256].mean(axis=(-2, -1), dtype=np.float64) for lo in range(0, n, 256)]
+        )
+        self.system = "pdebench-darcy"
+        self.attrs.setdefault("equation", PDEBENCH_EQUATION)
+        self.inputs, self.outputs = _ForcingAndCoefficient(nu, beta), tensor
+        self.input_names, self.output_names = ("f", "a"), OUTPUT_NAMES
+        self.coefficients = np.zeros((n, len(COEFFICIENT_NAMES)))
+        self.coefficients[:, 0] = self.coefficients[:, 1] = mean
+        self.parameters = np.full((n, 1), beta)
+        self.parameter_names = ("beta",)
 
     def _open_reference(self, f: h5py.File) -> None:
         path, layout = self.path, Layout.REFERENCE
@@ -324,7 +390,8 @@ class PDEDataset:
 
 
 def open(path: str | os.PathLike, system: str | None = None) -> PDEDataset:  # noqa: A001
-    """Open a dataset in the scifm layout or the reference code's (``fields``, ``tensor``).
+    """Open a dataset in the scifm layout, the reference code's (``fields``, ``tensor``) or
+    PDEBench's 2-D Darcy flow (``nu``, ``tensor``, beta in the file name).
 
     Args:
         path: the HDF5 file.

@@ -47,6 +47,7 @@ class Layout(enum.Enum):
 
     SCIFM = "scifm"
     REFERENCE = "reference"
+    PDEBENCH = "pdebench-darcy"
 
     @property
     def datasets(self) -> str:
@@ -55,6 +56,11 @@ class Layout(enum.Enum):
             return (
                 f"inputs (N, C, H, W), outputs (N, K, H, W), coefficients (N, "
                 f"{len(COEFFICIENT_NAMES)}), parameters (N, Q)"
+            )
+        if self is Layout.PDEBENCH:
+            return (
+                "nu (N, H, W) the coefficient, tensor (N, 1, H, W) the solution, the forcing "
+                "beta in the file name (2D_DarcyFlow_beta1.0_Train.hdf5)"
             )
         widths = ", ".join(f"{p} ({name})" for p, name in REFERENCE_TENSOR_WIDTHS.items())
         return f"fields (N, 2, H, W), tensor (N, P) with P one of {widths}, optional other (N,)"
