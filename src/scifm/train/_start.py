@@ -44,27 +44,22 @@ def start_model(
     if init is not None:
         model, hyper = load(init)
         name = preset or hyper.get("preset", "custom")
-        channels = (model.input_names, model.output_names)
-        if channels != (train.input_names, train.output_names):
-            if not adapter:
-                model.check_channels(train.input_names, train.output_names, train.name)
-            check_compatible(
-                hyper,
-                width=spec.width if spec else hyper["width"],
-                modes=spec.modes if spec else hyper["modes"],
-                in_channels=hyper["in_channels"],
-                out_channels=hyper["out_channels"],
-                source=f"the initial run {init}",
-            )
-            return adapt(model, train, key=jax.random.key(seed)), name
-        check_compatible(
+        adapting = (model.input_names, model.output_names) != (
+            train.input_names,
+            train.output_names,
+        )
+        if adapting and not adapter:
+            model.check_channels(train.input_names, train.output_names, train.name)
+        check_compatible(  # an adapted model keeps its own channels until adapt changes them
             hyper,
             width=spec.width if spec else hyper["width"],
             modes=spec.modes if spec else hyper["modes"],
-            in_channels=in_channels,
-            out_channels=out_channels,
+            in_channels=hyper["in_channels"] if adapting else in_channels,
+            out_channels=hyper["out_channels"] if adapting else out_channels,
             source=f"the initial run {init}",
         )
+        if adapting:
+            return adapt(model, train, key=jax.random.key(seed)), name
         # terms the pre-training data never had take their input scale from this data
         model = OperatorModel(
             model.normalizer.complete(train), model.net, model.input_names, model.output_names
