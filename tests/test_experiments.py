@@ -333,24 +333,61 @@ def test_rows_select_by_validation_and_results_csv_reads_back(tmp_path):
     header, *lines = text.splitlines()
     assert header == (
         "preset,parameters,task,system,shift,method,strategy,n,lr,selected,status,val_rel_l2,"
-        "test_rel_l2,test_rel_l2_std,test_samples,retained_rel_l2,steps,train_seconds,seconds,"
-        "run,retained_rel_l2[helmholtz],retained_rel_l2[poisson]"
+        "val_residual,test_rel_l2,test_rel_l2_std,test_samples,retained_rel_l2,steps,"
+        "train_seconds,seconds,run,retained_rel_l2[helmholtz],retained_rel_l2[poisson]"
     )
     assert lines[0] == (
-        "fno-64k,1055233,poisson-ood,poisson,strong shift,zero-shot,,0,0.003,True,ok,,1.5,0.01,8,"
-        "0.5,6,1.235,2.5,runs/pretrain/fno-64k,0.75,0.25"
+        "fno-64k,1055233,poisson-ood,poisson,strong shift,zero-shot,,0,0.003,True,ok,,,1.5,0.01,"
+        "8,0.5,6,1.235,2.5,runs/pretrain/fno-64k,0.75,0.25"
     )
     assert lines[4] == (
-        "fno-64k,,poisson-ood,poisson,strong shift,finetune,full,4,0.003,False,diverged,inf,,,,,,,"
-        "2.5,runs/fno-64k/poisson-ood/finetune-full/n00004-lr0.003,,"
+        "fno-64k,,poisson-ood,poisson,strong shift,finetune,full,4,0.003,False,diverged,inf,,,,,"
+        ",,,2.5,runs/fno-64k/poisson-ood/finetune-full/n00004-lr0.003,,"
     )
     back = experiments.read_results(path)
     assert back == rows  # every number here has at most 6 significant digits
     experiments.write_results(back, tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_text() == text
+    # a table written before physics-informed rows (no val_residual column) still reads
+    cut = [line.split(",") for line in text.splitlines()]
+    column = cut[0].index("val_residual")
+    (tmp_path / "old.csv").write_text(
+        "\n".join(",".join(c[:column] + c[column + 1 :]) for c in cut) + "\n"
+    )
+    assert experiments.read_results(tmp_path / "old.csv") == rows
     (tmp_path / "bad.csv").write_text("preset,task\nfno-64k,poisson\n")
     with pytest.raises(ValueError, match="not a scifm results table"):
         experiments.read_results(tmp_path / "bad.csv")
+
+
+def test_physics_rows_are_selected_by_the_residual_not_the_labels():
+    study = load_study("demo", TINY)
+    p = experiments.PointKind.PHYSICS
+    points = [
+        (  # the lower validation error against labels, but the higher residual
+            Point(p, "fno-64k", "poisson-ood", 0, 1e-3),
+            {**_result(0.1, {"poisson-ood": 0.2, "poisson": 0.3}), "val_residual": 0.5},
+        ),
+        (
+            Point(p, "fno-64k", "poisson-ood", 0, 3e-3),
+            {**_result(0.2, {"poisson-ood": 0.3, "poisson": 0.4}), "val_residual": 0.4},
+        ),
+    ]
+    rows = experiments.rows_from_points(study, points)
+    assert [(r.method.label, r.n, r.lr, r.selected) for r in rows] == [
+        ("physics-informed", 0, 1e-3, False),
+        ("physics-informed", 0, 3e-3, True),
+    ]
+    assert rows[1].val_residual == 0.4 and rows[1].retained == {"poisson": 0.4}
+    assert rows[1].run == "runs/fno-64k/poisson-ood/physics/n00000-lr0.003"
+
+
+def test_plan_runs_physics_at_every_n_and_without_labels():
+    study = replace(_tiny(), methods=("physics",))
+    first, second = experiments.plan(study)
+    assert [q.kind for q in first] == [experiments.PointKind.PRETRAIN]
+    assert sorted({q.n for q in second}) == [0, *study.n_values]
+    assert {q.method for q in second} == {Method.physics()}
 
 
 # -- executors ---------------------------------------------------------------------------------------

@@ -156,8 +156,8 @@ class Forgetting:
 
 
 def forgetting(rows: Sequence[Row]) -> list[Forgetting]:
-    """One :class:`Forgetting` per selected fine-tuned row tested on the pre-training tasks,
-    by preset, task, n and strategy."""
+    """One :class:`Forgetting` per selected fine-tuned (or physics-informed) row tested on the
+    pre-training tasks, by preset, task, n and strategy."""
     zero = {
         (r.preset, r.task): r
         for r in rows
@@ -165,7 +165,7 @@ def forgetting(rows: Sequence[Row]) -> list[Forgetting]:
     }
     out = []
     for r in rows:
-        finetuned = r.method.kind is MethodKind.FINETUNE
+        finetuned = r.method.kind in (MethodKind.FINETUNE, MethodKind.PHYSICS)
         if not finetuned or not r.selected or r.retained_rel_l2 is None:
             continue
         z = zero.get((r.preset, r.task))
@@ -174,7 +174,7 @@ def forgetting(rows: Sequence[Row]) -> list[Forgetting]:
             Forgetting(
                 preset=r.preset,
                 task=r.task,
-                strategy=r.method.strategy,
+                strategy=r.method.strategy or r.method.slug,  # "physics" for physics-informed
                 n=r.n,
                 downstream=ds,
                 retained=kept,

@@ -28,9 +28,10 @@ from scifm._checks import UserError, check_count, check_counts, check_nonempty, 
 from scifm.experiments._points import MethodKind, Point, PointKind
 from scifm.models import get_preset
 from scifm.pdes import check_resolution
-from scifm.train import get_loss, get_strategy
+from scifm.train import get_loss, get_strategy, physics_loss
 
-METHODS = tuple(kind.value for kind in MethodKind)  # "zero-shot", "scratch", "finetune"
+METHODS = tuple(kind.value for kind in MethodKind)  # "zero-shot", ..., "physics"
+DEFAULT_METHODS = ("zero-shot", "scratch", "finetune")
 SPLITS = ("pretrain", "train", "val", "test")
 
 
@@ -93,7 +94,11 @@ class Study:
     For every preset, downstream task, ``n`` in ``n_values`` and learning rate in ``lr_grid``,
     each method in ``methods`` is one run; every downstream run takes ``steps`` optimizer steps
     of ``batch_size`` (capped at ``n``), whatever ``n`` and the method, and the learning rate of
-    each (method, n) is picked by validation error.
+    each (method, n) is picked by validation error. The ``physics`` method (not in the default
+    ``methods``) also runs at n = 0: it trains on every input of the downstream training set,
+    the first ``n`` with their solutions, on the equation's residual
+    (:class:`scifm.train.PhysicsLoss`), and picks its learning rate and checkpoint by the
+    residual on the validation inputs, without their labels.
 
     Raises:
         ValueError: a value no sweep can run (a count < 1, a resolution that is odd or below
@@ -109,7 +114,7 @@ class Study:
     resolution: int = 64
     seed: int = 0
     n_values: tuple[int, ...] = (8, 32, 128, 512)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     strategies: tuple[str, ...] = ("full",)
     lr_grid: tuple[float, ...] = (1e-3,)
     steps: int = 500
@@ -183,6 +188,12 @@ class Study:
         for method in self.methods:
             if method not in METHODS:
                 raise UserError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        if MethodKind.PHYSICS in self.methods:
+            for task in self.downstream:
+                try:
+                    physics_loss(self.tasks[task].system)
+                except ValueError as e:
+                    raise UserError(f"methods: physics for task {task!r}: {e}") from None
         _check_list("strategies", self.strategies)
         for strategy in self.strategies:
             get_strategy(strategy)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from scifm import data
 from scifm._io import atomic_write_text, save_figure
-from scifm.experiments._analysis import Headline, curves, forgetting, headline
+from scifm.experiments._analysis import Headline, curves, data_saving, forgetting, headline
 from scifm.experiments._config import Study
 from scifm.experiments._plots import plot_error_vs_n, plot_forgetting, plot_gain_vs_size
 from scifm.experiments._points import Method, MethodKind, Status
@@ -103,6 +103,7 @@ def markdown(
         "",
         "![error vs n](error_vs_n.png)",
         "",
+        *_physics_section(study, rows),
     ]
     if gain_vs_size:
         md += ["## Gain against model size", "", "![gain vs size](gain_vs_size.png)", ""]
@@ -174,6 +175,51 @@ def _headline_table(lines: Sequence[Headline]) -> list[str]:
             f"| {_e(s.finetune_at_n_max)} | {_e(h.zero_shot)} | {needed} | {saved} |"
         )
     return table
+
+
+def _physics_section(study: Study, rows: Sequence[Row]) -> list[str]:
+    """Physics-informed fine-tuning against supervised fine-tuning and scratch at the same
+    number of labels; nothing without physics rows."""
+    data = curves(rows)
+    physics = Method.physics()
+    panels = [(key, panel) for key, panel in data.items() if physics in panel]
+    if not panels:
+        return []
+    inputs = max(study.n_values)
+    md = [
+        "## Physics-informed fine-tuning: few labels or none",
+        "",
+        f"The pre-trained model fine-tuned on the residual of the task's equation over all "
+        f"{inputs} training inputs, of which the first n carry their solution (n = 0: none; "
+        "`scifm.train.PhysicsLoss`, preconditioned), against supervised fine-tuning (full) and "
+        "scratch with the same n labelled examples. Its learning rate and checkpoint are chosen "
+        f"by the residual on the {study.n_val} validation inputs: no label is used at n = 0.",
+        "",
+        "| preset | task | labels n | physics-informed | fine-tune (full) | scratch | zero-shot |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    notes = []
+    for (preset, task), panel in sorted(panels):
+        by_n = {m: {p.n: p.error for p in pts} for m, pts in panel.items()}
+        zero = next(iter(by_n.get(Method.zero_shot(), {}).values()), None)
+        for n, error in sorted(by_n[physics].items()):
+            md.append(
+                f"| {preset} | {task} | {n} | {_e(error)} | {_e(by_n.get(FULL, {}).get(n))} "
+                f"| {_e(by_n.get(Method.scratch(), {}).get(n))} | {_e(zero)} |"
+            )
+        free, supervised = by_n[physics].get(0), panel.get(FULL)
+        if free is not None and supervised:
+            match = data_saving([(supervised[-1].n, free)], supervised)
+            needed = (
+                f"more than {supervised[-1].n} (not reached on the grid)"
+                if match.n_needed is None
+                else f"{'<= ' if match.bound else 'about '}{match.n_needed:.3g}"
+            )
+            notes.append(
+                f"- {task} ({preset}): with no label the error is {free:.3g}; supervised "
+                f"fine-tuning needs {needed} labelled examples to reach it."
+            )
+    return [*md, "", *notes, ""] if notes else [*md, ""]
 
 
 def _forgetting_table(rows: Sequence[Row]) -> list[str]:

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 STYLE = {Method.scratch(): ("C0", "o")}  # fine-tuning methods take C1, C2, ... and squares
+PHYSICS = ("C9", "^")  # physics-informed fine-tuning: its label-free error is a dotted line
 
 
 def plot_error_vs_n(study: Study, rows: Sequence[Row]) -> Figure:
     """Test error against downstream examples, log-log; one panel per preset and task.
 
-    Error bars are standard errors; zero-shot is a dashed horizontal line.
+    Error bars are standard errors; zero-shot is a dashed horizontal line, physics-informed
+    fine-tuning with no label a dotted one (its n counts labelled inputs among all).
     """
     data = curves(rows)
     nr, nc = len(study.presets), len(study.downstream)
@@ -42,6 +44,20 @@ def plot_error_vs_n(study: Study, rows: Sequence[Row]) -> Figure:
                     continue
                 color, marker = STYLE.get(method, (f"C{k}", "s"))
                 k += method.kind is MethodKind.FINETUNE
+                if method.kind is MethodKind.PHYSICS:  # n = labels; 0 has no place on log x
+                    color, marker = PHYSICS
+                    free = [p for p in pts if p.n == 0]
+                    if free:
+                        ax.axhline(
+                            free[0].error,
+                            color=color,
+                            ls=":",
+                            lw=1.4,
+                            label=f"{method.label}, 0 labels",
+                        )
+                    pts = [p for p in pts if p.n > 0]
+                    if not pts:
+                        continue
                 ax.errorbar(
                     [p.n for p in pts],
                     [p.error for p in pts],

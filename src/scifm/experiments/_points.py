@@ -1,7 +1,9 @@
 """The vocabulary of a study: the methods it compares, the points it runs, their statuses.
 
 A *method* is how a downstream model is obtained: the pre-trained model as it is
-(zero-shot), training from scratch, or fine-tuning the pre-trained model with a strategy.
+(zero-shot), training from scratch, fine-tuning the pre-trained model with a strategy, or
+fine-tuning it on the equation's residual (physics-informed: every training input, of which
+only ``n`` carry their solution, down to none).
 A *point* is one run of the sweep: pre-training a preset, or one downstream (method, task,
 n, lr). Display labels ("fine-tune (full)") and directory names ("finetune-full") are made
 from these objects, never parsed back.
@@ -21,18 +23,19 @@ from scifm._checks import UserError
 
 
 class MethodKind(enum.StrEnum):
-    """The three ways to get a downstream model; the values are the study's ``methods``."""
+    """The ways to get a downstream model; the values are the study's ``methods``."""
 
     ZERO_SHOT = "zero-shot"
     SCRATCH = "scratch"
     FINETUNE = "finetune"
+    PHYSICS = "physics"
 
 
 @dataclass(frozen=True)
 class Method:
     """One downstream method: a :class:`MethodKind` and, for fine-tuning, its strategy.
 
-    Build them with :meth:`zero_shot`, :meth:`scratch` and :meth:`finetune`.
+    Build them with :meth:`zero_shot`, :meth:`scratch`, :meth:`finetune` and :meth:`physics`.
     """
 
     kind: MethodKind
@@ -55,11 +58,17 @@ class Method:
     def finetune(cls, strategy: str) -> Method:
         return cls(MethodKind.FINETUNE, strategy)
 
+    @classmethod
+    def physics(cls) -> Method:
+        return cls(MethodKind.PHYSICS)
+
     @property
     def label(self) -> str:
-        """For people: "zero-shot", "scratch", "fine-tune (full)"."""
+        """For people: "zero-shot", "scratch", "fine-tune (full)", "physics-informed"."""
         if self.kind is MethodKind.FINETUNE:
             return f"fine-tune ({self.strategy})"
+        if self.kind is MethodKind.PHYSICS:
+            return "physics-informed"
         return self.kind.value
 
     @property
@@ -81,6 +90,7 @@ class PointKind(enum.StrEnum):
     PRETRAIN = "pretrain"
     SCRATCH = "scratch"
     FINETUNE = "finetune"
+    PHYSICS = "physics"
 
 
 class Status(enum.StrEnum):
@@ -93,6 +103,9 @@ class Status(enum.StrEnum):
 @dataclass(frozen=True)
 class Point:
     """One run of a study: pre-training a preset, or one downstream (method, task, n, lr).
+
+    ``n`` is the number of labelled examples: for a physics point, how many of the training
+    inputs (all of them train) carry their solution; 0 is label-free.
 
     ``kind`` may be given as its value (``Point("pretrain", "fno-64k")``, or
     ``Point(**point.to_dict())``).
@@ -115,6 +128,8 @@ class Point:
             return None
         if self.kind is PointKind.SCRATCH:
             return Method.scratch()
+        if self.kind is PointKind.PHYSICS:
+            return Method.physics()
         return Method.finetune(self.strategy)
 
     @property

@@ -36,6 +36,7 @@ COLUMNS = (
     "selected",
     "status",
     "val_rel_l2",
+    "val_residual",
     "test_rel_l2",
     "test_rel_l2_std",
     "test_samples",
@@ -46,6 +47,7 @@ COLUMNS = (
     "run",
 )
 RETAINED = "retained_rel_l2["  # the per-task retained error columns: retained_rel_l2[<task>]
+OPTIONAL = ("val_residual",)  # columns that tables written before them lack
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class Row:
 
     ``retained_rel_l2`` is the mean test error over the pre-training tasks (fine-tuned and
     zero-shot rows): what the model still knows of them; ``retained`` holds it per task. A
-    diverged run has no test errors and ``val_rel_l2 = inf``.
+    diverged run has no test errors and ``val_rel_l2 = inf``. ``val_residual`` is the physics
+    residual on the validation inputs of a physics-informed row, which selects its learning
+    rate (label-free); ``val_rel_l2`` is then only reported.
     """
 
     preset: str
@@ -69,6 +73,7 @@ class Row:
     selected: bool = False
     parameters: int | None = None
     val_rel_l2: float | None = None
+    val_residual: float | None = None
     test_rel_l2: float | None = None
     test_rel_l2_std: float | None = None
     test_samples: int | None = None
@@ -120,8 +125,13 @@ def rows_from_points(study: Study, points: Sequence[tuple[Point, dict]]) -> list
                 n=point.n,
                 lr=point.lr,
                 val_rel_l2=result["val_rel_l2"],
+                val_residual=result.get("val_residual"),
                 **(_test_columns(test[point.task]) if point.task in test else {}),
-                **(_retained_columns(retained) if point.kind is PointKind.FINETUNE else {}),
+                **(
+                    _retained_columns(retained)
+                    if point.kind in (PointKind.FINETUNE, PointKind.PHYSICS)
+                    else {}
+                ),
             )
         )
     return sorted(_select(rows), key=_order)
@@ -150,21 +160,28 @@ def _retained_columns(retained: dict) -> dict:
     return {"retained_rel_l2": sum(retained.values()) / len(retained), "retained": retained}
 
 
+def _validation_score(r: Row) -> float:
+    """What selects a row: its validation error, or for a physics-informed row the residual
+    on the validation inputs (no label used)."""
+    if r.val_residual is not None:
+        return r.val_residual
+    return r.val_rel_l2 or 0.0  # zero-shot rows have none and are alone in their group
+
+
 def _select(rows: list[Row]) -> list[Row]:
-    """Mark, per (preset, task, method, n), the finished row of least validation error."""
+    """Mark, per (preset, task, method, n), the finished row of least validation score."""
     groups = defaultdict(list)
     for i, r in enumerate(rows):
         groups[(r.preset, r.task, r.method, r.n)].append(i)
     selected = set()
     for group in groups.values():
-        # zero-shot rows have no validation error and are alone in their group
         ok = [
             i
             for i in group
-            if rows[i].status is Status.OK and math.isfinite(rows[i].val_rel_l2 or 0.0)
+            if rows[i].status is Status.OK and math.isfinite(_validation_score(rows[i]))
         ]
         if ok:
-            selected.add(min(ok, key=lambda i: rows[i].val_rel_l2 or 0.0))
+            selected.add(min(ok, key=lambda i: _validation_score(rows[i])))
     return [replace(r, selected=i in selected) for i, r in enumerate(rows)]
 
 
@@ -193,6 +210,7 @@ def write_results(rows: Sequence[Row], path: str | os.PathLike) -> Path:
             "selected": r.selected,
             "status": r.status.value,
             "val_rel_l2": r.val_rel_l2,
+            "val_residual": r.val_residual,
             "test_rel_l2": r.test_rel_l2,
             "test_rel_l2_std": r.test_rel_l2_std,
             "test_samples": r.test_samples,
@@ -227,7 +245,7 @@ def read_results(path: str | os.PathLike) -> list[Row]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in header]
+        missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL]
         if missing:
             raise UserError(f"{path} is not a scifm results table (no column {missing[0]!r})")
         tasks = {
@@ -241,7 +259,7 @@ def read_results(path: str | os.PathLike) -> list[Row]:
 
 def _parse(cells: dict[str, str], tasks: dict[str, str]) -> Row:
     def value(column, kind):
-        text = cells[column]
+        text = cells.get(column) or ""
         return None if text == "" else kind(text)
 
     if cells["selected"] not in ("True", "False"):
@@ -259,6 +277,7 @@ def _parse(cells: dict[str, str], tasks: dict[str, str]) -> Row:
         selected=cells["selected"] == "True",
         parameters=value("parameters", int),
         val_rel_l2=value("val_rel_l2", float),
+        val_residual=value("val_residual", float),
         test_rel_l2=value("test_rel_l2", float),
         test_rel_l2_std=value("test_rel_l2_std", float),
         test_samples=value("test_samples", int),

@@ -7,6 +7,7 @@ A sweep directory holds::
     runs/pretrain/<preset>/    a scifm training run each (config.json, checkpoint.eqx, ...)
     runs/<preset>/<task>/scratch/n0008-lr0.001/
     runs/<preset>/<task>/finetune-<strategy>/n0008-lr0.001/
+    runs/<preset>/<task>/physics/n0000-lr0.001/   (n: how many inputs carry their solution)
     results.csv, report.md, *.png
 
 A point is finished when its ``point.json`` exists (its test errors, written last); a rerun
@@ -50,8 +51,10 @@ from scifm.train import (
     get_loss,
     get_strategy,
     load,
+    physics_loss,
     plot_curves,
     start_model,
+    unlabelled,
 )
 
 if TYPE_CHECKING:
@@ -65,13 +68,17 @@ EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid",
 
 def plan(study: Study) -> tuple[list[Point], list[Point]]:
     """The study's points in two stages: what needs nothing (pre-training, scratch), then
-    what needs a pre-trained model (fine-tuning)."""
+    what needs a pre-trained model (fine-tuning, physics-informed: also at n = 0)."""
     first, second = [], []
-    pretrained = MethodKind.FINETUNE in study.methods or MethodKind.ZERO_SHOT in study.methods
+    pretrained = {MethodKind.FINETUNE, MethodKind.ZERO_SHOT, MethodKind.PHYSICS} & set(
+        study.methods
+    )
     for preset in study.presets:
         if pretrained:
             first.append(Point(PointKind.PRETRAIN, preset))
         for task in study.downstream:
+            if MethodKind.PHYSICS in study.methods:
+                second.extend(Point(PointKind.PHYSICS, preset, task, 0, lr) for lr in study.lr_grid)
             for n in study.n_values:
                 for lr in study.lr_grid:
                     if MethodKind.SCRATCH in study.methods:
@@ -81,6 +88,8 @@ def plan(study: Study) -> tuple[list[Point], list[Point]]:
                             Point(PointKind.FINETUNE, preset, task, n, lr, s)
                             for s in study.strategies
                         )
+                    if MethodKind.PHYSICS in study.methods:
+                        second.append(Point(PointKind.PHYSICS, preset, task, n, lr))
     return first, second
 
 
@@ -219,15 +228,21 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
         model, _ = start_model(train, preset=p.preset, seed=study.seed)
         evaluate_on = list(dict.fromkeys([*pre.tasks, *study.downstream]))
     else:
-        train = data.FieldSet.load(data_path(sweep, p.task, "train"), limit=p.n)
+        loss = get_loss(study.loss)
+        if p.kind is PointKind.PHYSICS:  # every input; the first n with their solutions
+            inputs = data.FieldSet.load(data_path(sweep, p.task, "train"))
+            train = unlabelled(inputs, p.n)
+            loss = physics_loss(study.tasks[p.task].system)
+        else:
+            train = data.FieldSet.load(data_path(sweep, p.task, "train"), limit=p.n)
         val = data.FieldSet.load(data_path(sweep, p.task, "val"), limit=study.n_val)
         batch_size, lr = study.batch_size, p.lr
-        steps_per_epoch = max(1, p.n // min(batch_size, p.n))
+        steps_per_epoch = max(1, len(train) // min(batch_size, len(train)))
         epochs = math.ceil(study.steps / steps_per_epoch)
         validate_every = max(1, epochs // study.validations)
         init = None
         evaluate_on = [p.task]
-        if p.kind is PointKind.FINETUNE:
+        if p.kind in (PointKind.FINETUNE, PointKind.PHYSICS):
             pretrain = Point(PointKind.PRETRAIN, p.preset)
             init, pretrained = sweep / pretrain.directory, _finished(sweep, pretrain)
             if pretrained is None:
@@ -253,7 +268,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
-                loss=get_loss(study.loss),
+                loss=get_loss(study.loss) if p.kind is PointKind.PRETRAIN else loss,
                 strategy=get_strategy(p.strategy),  # "full" for pre-training and scratch
                 seed=study.seed,
                 validate_every=validate_every,
@@ -270,6 +285,11 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
         best, _ = load(run)
         result.update(
             val_rel_l2=fitted["best_val_rel_l2"],
+            **(
+                {"val_residual": fitted["best_val_residual"]}
+                if "best_val_residual" in fitted
+                else {}
+            ),
             steps=fitted["steps"],
             train_seconds=fitted["train_seconds"],
             parameters=fitted["parameters"],

@@ -30,6 +30,13 @@ from scifm.train._losses import get_loss as get_loss
 from scifm.train._losses import relative_l2 as relative_l2
 from scifm.train._losses import relative_l2_per_sample as relative_l2_per_sample
 from scifm.train._losses import summed_squared_error as summed_squared_error
+from scifm.train._physics import AbstractOperator as AbstractOperator
+from scifm.train._physics import ConstantCoefficients as ConstantCoefficients
+from scifm.train._physics import PhysicsLoss as PhysicsLoss
+from scifm.train._physics import VariableDiffusion as VariableDiffusion
+from scifm.train._physics import physics_loss as physics_loss
+from scifm.train._physics import physics_residuals as physics_residuals
+from scifm.train._physics import unlabelled as unlabelled
 from scifm.train._plots import plot_curves as plot_curves
 from scifm.train._start import start_model as start_model
 from scifm.train._strategies import L2SP as L2SP
@@ -43,6 +50,10 @@ from scifm.train._strategies import get_strategy as get_strategy
 
 __all__ = [
     "L2SP",
+    "AbstractOperator",
+    "ConstantCoefficients",
+    "PhysicsLoss",
+    "VariableDiffusion",
     "LOSSES",
     "STRATEGIES",
     "AbstractStrategy",
@@ -66,6 +77,8 @@ __all__ = [
     "load",
     "make_optimizer",
     "make_train_step",
+    "physics_loss",
+    "physics_residuals",
     "plot_curves",
     "relative_l2",
     "relative_l2_per_sample",
@@ -73,4 +86,5 @@ __all__ = [
     "start_model",
     "summarise",
     "summed_squared_error",
+    "unlabelled",
 ]

@@ -40,6 +40,7 @@ from scifm.train import _distributed as distributed
 from scifm.train._checkpoint import hyperparameters
 from scifm.train._evaluate import errors
 from scifm.train._losses import relative_l2
+from scifm.train._physics import physics_residuals
 from scifm.train._strategies import AbstractStrategy, Full
 
 
@@ -71,11 +72,13 @@ def make_optimizer(strategy: AbstractStrategy = Full()) -> optax.GradientTransfo
 
 
 def _update(optimizer, loss_fn, model: OperatorModel, opt_state, f, c, u, lr):
-    """One Adam step on ``loss_fn(model(f, c), u)``; only ``model.net`` trains."""
+    """One Adam step on ``loss_fn(model(f, c), u)`` (``loss_fn(pred, u, f, c)`` for a loss that
+    ``uses_inputs``, e.g. a physics residual); only ``model.net`` trains."""
+    with_inputs = getattr(loss_fn, "uses_inputs", False)
 
     def objective(net):
         pred = jax.vmap(eqx.tree_at(lambda m: m.net, model, net))(f, c)
-        return loss_fn(pred, u)
+        return loss_fn(pred, u, f, c) if with_inputs else loss_fn(pred, u)
 
     loss, grads = eqx.filter_value_and_grad(objective)(model.net)
     params = eqx.filter(model.net, eqx.is_inexact_array)
@@ -147,6 +150,12 @@ def _validation_record(
     }
 
 
+def _selection_key(loss: Callable) -> str:
+    """What picks the best checkpoint: the validation error, or for a physics loss the
+    residual on the validation inputs (label-free model selection)."""
+    return "val_residual" if hasattr(loss, "residuals") else "val_rel_l2"
+
+
 def fit(
     model: OperatorModel,
     train: FieldSet,
@@ -177,7 +186,11 @@ def fit(
             cosine over ``epochs * max(1, n // batch_size)`` steps.
         loss: ``loss(pred, target)`` over a batch (:data:`scifm.train.LOSSES` names the
             shipped ones: mean relative L2, the default, and the TL-scaling code's summed squared
-            error); it must be a stable, hashable function (a module-level one).
+            error); it must be a stable, hashable function (a module-level one). A
+            :class:`scifm.train.PhysicsLoss` trains on the equation's residual (targets that are
+            NaN mark unlabelled samples) and selects the best checkpoint by the residual on the
+            validation inputs (``val_residual`` in metrics.jsonl, ``best_val_residual`` in
+            result.json); the validation error against the labels is still recorded.
         strategy: which parameters train and how (:mod:`scifm.train` strategies); default all.
         seed: shuffling seed (the model was initialised by the caller).
         validate_every: validate (and save the resumable state) every this many epochs, and
@@ -204,6 +217,9 @@ def fit(
     )
     for fields in (train, val):
         model.check_channels(fields.input_names, fields.output_names, fields.name or "the data")
+        if hasattr(loss, "check"):
+            loss.check(fields)
+    select = _selection_key(loss)
     hyper = hyperparameters(model, **(metadata or {}).get("model", {}))
     config = {
         "epochs": epochs,
@@ -304,9 +320,13 @@ def fit(
                 time.perf_counter() - block_start, lr, total_steps, steps_per_epoch,
                 min(batch_size, len(train)),
             )  # fmt: skip
+            if select == "val_residual":
+                residuals = physics_residuals(loss, distributed.local(model), val, eval_batch_size)
+                record["val_residual"] = float(np.mean(residuals))
             run.log(record)
-            if record["val_rel_l2"] < state["best_val"]:
-                state.update(best_val=record["val_rel_l2"], best_epoch=epoch)
+            if record[select] < state["best_val"]:
+                state.update(best_val=record[select], best_epoch=epoch)
+                state["best_val_rel_l2"] = record["val_rel_l2"]
                 run.save_model(distributed.local(model), hyper)
             state["epoch"] = epoch
             state["seconds"] += record["seconds"]
@@ -319,7 +339,8 @@ def fit(
     return run.write_result(
         {
             "best_epoch": state["best_epoch"],
-            "best_val_rel_l2": state["best_val"],
+            "best_val_rel_l2": state.get("best_val_rel_l2", state["best_val"]),
+            **({"best_val_residual": state["best_val"]} if select == "val_residual" else {}),
             "epochs": epochs,
             "steps": total_steps,
             "train_seconds": state["seconds"],
