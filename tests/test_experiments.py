@@ -661,6 +661,27 @@ def test_tiny_sweep_end_to_end(tmp_path):
     rows = experiments.read_results(tmp_path / "s" / "results.csv")
     assert len(rows) == 1 + 4 * 2 * 2 and "| magnitude |" in report.read_text()
     assert json.loads((tmp_path / "s" / "study.json").read_text()) == wider.to_dict()
+    # and with the physics method: every n and n = 0, chosen by the validation residual
+    physics = _tiny(
+        [
+            'strategies=["full", "spider", "magnitude"]',
+            'methods=["zero-shot", "scratch", "finetune", "physics"]',
+        ]
+    )
+    experiments.sweep(physics, tmp_path / "s", progress=False)
+    rows = experiments.read_results(tmp_path / "s" / "results.csv")
+    informed = [r for r in rows if r.method == Method.physics()]
+    assert sorted((r.n, r.lr) for r in informed) == [
+        (n, lr) for n in (0, 4, 8) for lr in (1e-3, 3e-3)
+    ]
+    for n in (0, 4, 8):
+        group = [r for r in informed if r.n == n]
+        assert min(group, key=lambda r: r.val_residual).selected
+        assert all(r.status is Status.OK and 0 < r.test_rel_l2 < 10 for r in group)
+        assert all(r.retained_rel_l2 > 0 and r.steps >= 6 for r in group)
+    text = report.read_text()
+    assert "## Physics-informed fine-tuning: few labels or none" in text
+    assert "| fno-64k | poisson-ood | 0 |" in text
 
 
 @pytest.mark.slow
