@@ -166,3 +166,33 @@ def test_refusals_are_one_line():
     )
     with pytest.raises(ValueError, match="d.h5 has inputs f\\+a, but the physics loss of "):
         train.physics_loss("poisson").check(fields)
+
+
+def test_cli_trains_without_labels_and_refuses_what_it_cannot(tmp_path, capsys):
+    from scifm.cli import main
+
+    train_h5 = data.generate(pdes.Darcy(), 32, 16, 0, tmp_path / "train.h5")
+    val_h5 = data.generate(pdes.Darcy(), 8, 16, 1, tmp_path / "val.h5")
+
+    def run(*args):
+        capsys.readouterr()
+        with jax.enable_x64(False):
+            code = main(["train", "--train", str(train_h5), "--val", str(val_h5), *args])
+        return code, *capsys.readouterr()
+
+    code, out, err = run(
+        "--physics", "--labels", "4", "--model", "fno-64k", "--epochs", "2", "--batch-size", "8",
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "best validation residual" in out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["loss"] == "physics(VariableDiffusion)" and config["labels"] == 4
+    for args, message in (
+        (["--labels", "3"], "--labels is for --physics"),
+        (["--physics", "--loss", "sse"], "--physics trains on the equation's residual; drop"),
+        (["--physics", "--labels", "40"], "--labels 40: the training set holds 32 samples"),
+    ):
+        code, out, err = run(*args, "--out", str(tmp_path / "refused"))
+        assert code != 0 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "refused").exists()

@@ -51,6 +51,20 @@ def train(
     loss: str = typer.Option(
         "relative_l2", "--loss", help="relative_l2 or sse (summed squared error)."
     ),
+    physics: bool = typer.Option(
+        False,
+        "--physics",
+        help="Physics-informed: train on the residual of the training file's equation (its "
+        "system: poisson, advdiff, helmholtz or darcy), so solutions are not needed; the best "
+        "checkpoint is picked by the residual on the validation inputs.",
+    ),
+    labels: int = typer.Option(
+        None,
+        "--labels",
+        min=0,
+        help="With --physics: how many of the training samples (the first) keep their "
+        "solution, which adds its relative L2 error to the loss [default: 0, none].",
+    ),
     n: int = typer.Option(None, "--n", min=1, help="Use only the first N training samples."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and shuffling seed."),
     finetune: str = typer.Option(
@@ -97,6 +111,10 @@ def train(
     train_lib.initialize_distributed(coordinator, num_processes, process_id)
     strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
     loss_fn = train_lib.get_loss(loss)
+    if labels is not None and not physics:
+        raise UserError("--labels is for --physics (how many training solutions it may use)")
+    if physics and loss != "relative_l2":
+        raise UserError(f"--physics trains on the equation's residual; drop --loss {loss}")
     if init is None and finetune != "full":
         raise UserError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     # the run's configuration names files by what they are, not by how their path was typed
@@ -104,10 +122,21 @@ def train(
     init = str(Path(init).resolve()) if init is not None else None
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
+    if physics:
+        with data.open(train_path) as ds:
+            system = ds.system or "unknown"
+        loss_fn = train_lib.physics_loss(system)
+        if (labels or 0) > len(train_fields):
+            raise UserError(
+                f"--labels {labels}: the training set holds {len(train_fields)} samples"
+            )
+        train_fields = train_lib.unlabelled(train_fields, labels or 0)
     start, name = train_lib.start_model(
         train_fields, preset=model, init=init, seed=seed, adapter=adapter
     )
     metadata = {"model": {"preset": name}, "init": init}
+    if physics:
+        metadata["labels"] = labels or 0
     if adapter:
         pretrained, _ = train_lib.load(init)
         changes = models.adapter_changes(
@@ -150,9 +179,12 @@ def train(
     if jax.process_index():
         return  # process 0 reports
     train_lib.plot_curves(out)
+    residual = (
+        f"residual {result['best_val_residual']:.4g}, " if "best_val_residual" in result else ""
+    )
     print(
-        f"best validation relative L2 {result['best_val_rel_l2']:.4g} at epoch {result['best_epoch']} "
-        f"({result['train_seconds']:.1f} s); run: {out}"
+        f"best validation {residual}relative L2 {result['best_val_rel_l2']:.4g} at epoch "
+        f"{result['best_epoch']} ({result['train_seconds']:.1f} s); run: {out}"
     )
 
 
