@@ -289,7 +289,8 @@ def test_a_checkpoint_from_before_named_channels_loads_as_source_to_solution(tmp
 
 def test_a_study_reaches_a_field_input_task_through_the_adapter(tmp_path, capsys):
     """The shipped darcy study at toy size: the pre-trained model (f and constant
-    coefficients) is scored zero-shot on Darcy and fine-tuned on f and a, beside scratch."""
+    coefficients) is scored zero-shot on Darcy and fine-tuned on f and a, beside scratch and
+    the label-free physics method (n = 0) and its mixed-label variant."""
     sweep = tmp_path / "sweep"
     settings = [
         "resolution=16",
@@ -310,8 +311,15 @@ def test_a_study_reaches_a_field_input_task_through_the_adapter(tmp_path, capsys
     capsys.readouterr()
     with open(sweep / "results.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["task"] == "darcy"]
-    assert sorted(r["method"] for r in rows) == ["finetune", "scratch", "zero-shot"]
+    assert sorted((r["method"], r["n"]) for r in rows) == [
+        ("finetune", "8"),
+        ("physics", "0"),
+        ("physics", "8"),
+        ("scratch", "8"),
+        ("zero-shot", "0"),
+    ]
     assert all(0 < float(r["test_rel_l2"]) < 10 for r in rows)
+    assert all(float(r["val_residual"]) > 0 for r in rows if r["method"] == "physics")
     finetuned = next(r["run"] for r in rows if r["method"] == "finetune")
     hyper = json.loads((sweep / finetuned / "model.json").read_text())
     assert hyper["input_names"] == ["f", "a"]
