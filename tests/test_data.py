@@ -364,7 +364,9 @@ MALFORMED = {
         "{p} matches no known dataset layout: it holds ['solution', 'x']; known layouts are "
         f"scifm: {SCIFM_DATASETS}; reference: {REFERENCE_DATASETS}; pdebench-darcy: "
         "nu (N, H, W) the coefficient, tensor (N, 1, H, W) the solution, the forcing beta in "
-        "the file name (2D_DarcyFlow_beta1.0_Train.hdf5)",
+        "the file name (2D_DarcyFlow_beta1.0_Train.hdf5); the-well: groups t0_fields, "
+        "t1_fields, t2_fields of fields (B, T, H, W[, D[, D]]) named by field_names, dimensions "
+        "(time (T), x (H), y (W)), optional scalars and boundary_conditions",
     ),
     "reference-tensor-rows": (
         lambda p: _write_reference(p, np.zeros((5, 2, 16, 16)), np.ones((3, 3))),

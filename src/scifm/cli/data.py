@@ -115,7 +115,8 @@ def generate(
 
 def inspect(
     path: str = typer.Argument(
-        ..., help="Dataset (scifm layout or the reference code's fields/tensor)."
+        ...,
+        help="Dataset: scifm's layout, the reference code's (fields, tensor), PDEBench's Darcy or The Well's (one-step samples).",
     ),
     png: str = typer.Option(
         None, "--png", help="Where to write the picture [default: next to the file, .png]."

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from scifm._checks import UserError
+from scifm.data import _well
 from scifm.data._schema import (
     FORMAT,
     FORMAT_VERSION,
@@ -50,6 +51,8 @@ def _plain(value):
 def _layout(path: Path, f: h5py.File) -> Layout:
     """The layout ``f`` claims by its datasets; a file that claims none is refused."""
     keys = set(f.keys())
+    if keys & set(_well.FIELD_GROUPS):
+        return Layout.WELL
     if keys & {"inputs", "outputs"}:
         return Layout.SCIFM
     if "nu" in keys:  # PDEBench's Darcy flow (its `tensor` is not the reference code's)
@@ -203,7 +206,7 @@ class PDEDataset:
         parameters: (N, Q) float array of the system's physics parameters, ``parameter_names``.
         system: system name (``"poisson"``, ``"advdiff"``, ``"helmholtz"``) or None if unknown.
         attrs: file attributes as a dict.
-        layout: :class:`Layout` ``SCIFM``, ``REFERENCE`` or ``PDEBENCH``.
+        layout: :class:`Layout` ``SCIFM``, ``REFERENCE``, ``PDEBENCH`` or ``WELL``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -226,6 +229,8 @@ class PDEDataset:
                 self._open_scifm(f)
             elif self.layout is Layout.PDEBENCH:
                 self._open_pdebench(f)
+            elif self.layout is Layout.WELL:
+                self._open_well(f)
             else:
                 self._open_reference(f)
             if system is not None and self.system not in (None, system):
@@ -322,6 +327,15 @@ class PDEDataset:
         self.parameters = np.full((n, 1), beta)
         self.parameter_names = ("beta",)
 
+    def _open_well(self, f: h5py.File) -> None:
+        """The Well's layout as one-step samples (``scifm.data._well``); no coefficients."""
+        well = _well.read(self.path, f, self.attrs)
+        self.system, self.attrs = well.system, well.attrs
+        self.inputs, self.outputs = well.inputs, well.outputs
+        self.input_names, self.output_names = well.input_names, well.output_names
+        self.coefficients = np.zeros((len(well.inputs), len(COEFFICIENT_NAMES)))
+        self.parameters, self.parameter_names = well.parameters, well.parameter_names
+
     def _open_reference(self, f: h5py.File) -> None:
         path, layout = self.path, Layout.REFERENCE
         fields, tensor = _dataset(path, f, layout, "fields"), _dataset(path, f, layout, "tensor")
@@ -390,8 +404,9 @@ class PDEDataset:
 
 
 def open(path: str | os.PathLike, system: str | None = None) -> PDEDataset:  # noqa: A001
-    """Open a dataset in the scifm layout, the reference code's (``fields``, ``tensor``) or
-    PDEBench's 2-D Darcy flow (``nu``, ``tensor``, beta in the file name).
+    """Open a dataset in the scifm layout, the reference code's (``fields``, ``tensor``),
+    PDEBench's 2-D Darcy flow (``nu``, ``tensor``, beta in the file name) or The Well's (fields
+    grouped by tensor order, read as one-step samples: step t in, t + 1 out; ``_well``).
 
     Args:
         path: the HDF5 file.

@@ -41,6 +41,13 @@ OUTPUT_NAMES = ("u",)
 # (k11, k22, k12, vx, vy), Helmholtz (kappa, omega)
 REFERENCE_TENSOR_WIDTHS = {3: "poisson", 5: "advdiff", 2: "helmholtz"}
 
+# The Well (PolymathicAI): fields grouped by tensor order, read as one-step samples (_well)
+WELL_FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
+WELL_DATASETS = (
+    "groups t0_fields, t1_fields, t2_fields of fields (B, T, H, W[, D[, D]]) named by "
+    "field_names, dimensions (time (T), x (H), y (W)), optional scalars and boundary_conditions"
+)
+
 
 class Layout(enum.Enum):
     """The dataset layout of an open file; ``.value`` is the name summaries print."""
@@ -48,6 +55,7 @@ class Layout(enum.Enum):
     SCIFM = "scifm"
     REFERENCE = "reference"
     PDEBENCH = "pdebench-darcy"
+    WELL = "the-well"
 
     @property
     def datasets(self) -> str:
@@ -62,5 +70,7 @@ class Layout(enum.Enum):
                 "nu (N, H, W) the coefficient, tensor (N, 1, H, W) the solution, the forcing "
                 "beta in the file name (2D_DarcyFlow_beta1.0_Train.hdf5)"
             )
+        if self is Layout.WELL:
+            return WELL_DATASETS
         widths = ", ".join(f"{p} ({name})" for p, name in REFERENCE_TENSOR_WIDTHS.items())
         return f"fields (N, 2, H, W), tensor (N, P) with P one of {widths}, optional other (N,)"
