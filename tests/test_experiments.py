@@ -277,8 +277,20 @@ def test_point_directories_and_json_are_those_of_existing_sweeps():
         "n": 4,
         "lr": 0.001,
         "strategy": "spider",
+        "seed": None,
     }
     assert Point(**plain) == second[1] and Point(**plain).kind is experiments.PointKind.FINETUNE
+    del plain["seed"]  # a point.json from before seeds is the study's own seed
+    assert Point(**plain) == second[1]
+    # another seed repeats every point, pre-training included, in directories of its own
+    seeded = load_study("demo", [*TINY, "seeds=[0, 5]"])
+    first, second = experiments.plan(seeded)
+    directories = [p.directory for p in first]
+    assert "runs/pretrain/fno-64k" in directories and "runs/pretrain/fno-64k-s5" in directories
+    assert len(first) == 2 * len(experiments.plan(study)[0])
+    assert "runs/fno-64k/poisson-ood/scratch/n00004-lr0.001-s5" in directories
+    tuned = [p for p in second if p.seed == 5]
+    assert tuned[0].describe() == "fno-64k poisson-ood fine-tune (full) n=4 lr=0.001 seed=5"
 
 
 def _result(val, test):
@@ -332,29 +344,30 @@ def test_rows_select_by_validation_and_results_csv_reads_back(tmp_path):
     text = path.read_text()
     header, *lines = text.splitlines()
     assert header == (
-        "preset,parameters,task,system,shift,method,strategy,n,lr,selected,status,val_rel_l2,"
+        "preset,parameters,task,system,shift,method,strategy,n,lr,seed,selected,status,val_rel_l2,"
         "val_residual,test_rel_l2,test_rel_l2_std,test_samples,retained_rel_l2,steps,"
         "train_seconds,seconds,run,retained_rel_l2[helmholtz],retained_rel_l2[poisson]"
     )
     assert lines[0] == (
-        "fno-64k,1055233,poisson-ood,poisson,strong shift,zero-shot,,0,0.003,True,ok,,,1.5,0.01,"
-        "8,0.5,6,1.235,2.5,runs/pretrain/fno-64k,0.75,0.25"
+        "fno-64k,1055233,poisson-ood,poisson,strong shift,zero-shot,,0,0.003,0,True,ok,,,1.5,"
+        "0.01,8,0.5,6,1.235,2.5,runs/pretrain/fno-64k,0.75,0.25"
     )
     assert lines[4] == (
-        "fno-64k,,poisson-ood,poisson,strong shift,finetune,full,4,0.003,False,diverged,inf,,,,,"
-        ",,,2.5,runs/fno-64k/poisson-ood/finetune-full/n00004-lr0.003,,"
+        "fno-64k,,poisson-ood,poisson,strong shift,finetune,full,4,0.003,0,False,diverged,inf,,,"
+        ",,,,,2.5,runs/fno-64k/poisson-ood/finetune-full/n00004-lr0.003,,"
     )
     back = experiments.read_results(path)
     assert back == rows  # every number here has at most 6 significant digits
     experiments.write_results(back, tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_text() == text
-    # a table written before physics-informed rows (no val_residual column) still reads
+    # a table written before physics-informed rows and seeds (no val_residual, no seed) reads
     cut = [line.split(",") for line in text.splitlines()]
-    column = cut[0].index("val_residual")
+    drop = {cut[0].index("val_residual"), cut[0].index("seed")}
     (tmp_path / "old.csv").write_text(
-        "\n".join(",".join(c[:column] + c[column + 1 :]) for c in cut) + "\n"
+        "\n".join(",".join(x for i, x in enumerate(c) if i not in drop) for c in cut) + "\n"
     )
-    assert experiments.read_results(tmp_path / "old.csv") == rows
+    old = experiments.read_results(tmp_path / "old.csv")
+    assert old == [replace(r, seed=None) for r in rows]
     (tmp_path / "bad.csv").write_text("preset,task\nfno-64k,poisson\n")
     with pytest.raises(ValueError, match="not a scifm results table"):
         experiments.read_results(tmp_path / "bad.csv")

@@ -171,6 +171,18 @@ class FieldSet:
             u = np.asarray(self.outputs[unique], np.float32)[inverse]
         return f, self.coefficients[index].astype(np.float32), u
 
+    def subset(self, index: np.ndarray, name: str | None = None) -> FieldSet:
+        """The samples at ``index`` (any order), in memory, with the same channel names."""
+        f, c, u = self.take(index)
+        return FieldSet(
+            f,
+            self.coefficients[np.asarray(index)],
+            u,
+            name=name or self.name,
+            input_names=self.input_names,
+            output_names=self.output_names,
+        )
+
     def check_finite(self, chunk: int = 1024) -> None:
         if not np.isfinite(self.coefficients).all():
             raise UserError(f"{self.name}: coefficients contain NaN or Inf")

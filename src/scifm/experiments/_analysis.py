@@ -5,6 +5,10 @@ The headline number, per preset and downstream task: the data saving of fine-tun
 the smallest ``n*`` at which fine-tuning reaches ``T`` (log-log interpolation between the
 grid's ``n``); the saving is ``n_max / n*``. When fine-tuning already beats ``T`` at the
 smallest ``n`` of the grid, the saving is only known to be at least ``n_max / n_min``.
+
+With several seeds, curves are means over seeds with t confidence intervals
+(:func:`interval`), the headline saving is that of the mean curves, and its interval is a t
+interval on the log of each seed's own saving (:func:`saving_interval`).
 """
 
 from __future__ import annotations
@@ -15,39 +19,103 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+from scipy import stats
+
 from scifm.experiments._config import Study
 from scifm.experiments._points import Method, MethodKind
 from scifm.experiments._results import Row
 
+LEVEL = 0.95  # the confidence level of every interval over seeds
+
+
+class Interval(NamedTuple):
+    """The mean of ``seeds`` per-seed values and its two-sided :data:`LEVEL` confidence
+    interval (Student's t with ``seeds - 1`` degrees of freedom); ``lo = hi = None`` for one
+    seed, which has no interval."""
+
+    mean: float
+    lo: float | None
+    hi: float | None
+    seeds: int
+
+    def excludes(self, value: float) -> int:
+        """+1 if the interval lies above ``value``, -1 if below, 0 if it holds it or is None."""
+        if self.lo is not None and self.lo > value:
+            return 1
+        if self.hi is not None and self.hi < value:
+            return -1
+        return 0
+
+
+def interval(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean and t confidence interval of ``values`` (one per seed, independent)."""
+    x = np.asarray(values, float)
+    k, mean = len(x), float(np.mean(x))
+    if k < 2:
+        return Interval(mean, None, None, k)
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1) * np.std(x, ddof=1) / math.sqrt(k))
+    return Interval(mean, mean - half, mean + half, k)
+
 
 class CurvePoint(NamedTuple):
-    """One point of an error curve: test error (mean, std over ``samples``) at ``n``."""
+    """One point of an error curve at ``n``: test error (the mean over ``seeds``; ``std`` the
+    spread over the ``samples`` test examples, averaged over seeds), and with several seeds
+    the confidence interval of the mean, ``lo`` to ``hi``."""
 
     n: int
     error: float
     std: float
     samples: int
+    seeds: int = 1
+    lo: float | None = None
+    hi: float | None = None
 
 
 Curves = dict[tuple[str, str], dict[Method, list[CurvePoint]]]
 
 
 def curves(rows: Sequence[Row]) -> Curves:
-    """``(preset, task) -> {method: [CurvePoint, ...] by n}`` over the selected, tested rows.
+    """``(preset, task) -> {method: [CurvePoint, ...] by n}`` over the selected, tested rows,
+    each point the mean over the seeds that reached it (each seed selects its own rate).
 
     Methods keep the order of ``rows`` (results.csv's: zero-shot, scratch, fine-tuning).
     """
-    out = defaultdict(lambda: defaultdict(list))
+    groups = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in rows:
         if not r.selected or r.test_rel_l2 is None:
             continue
-        out[(r.preset, r.task)][r.method].append(
-            CurvePoint(r.n, r.test_rel_l2, r.test_rel_l2_std, r.test_samples)
-        )
-    for panel in out.values():
-        for points in panel.values():
-            points.sort()
-    return {key: dict(panel) for key, panel in out.items()}
+        groups[(r.preset, r.task)][r.method][r.n].append(r)
+    out = {}
+    for key, panel in groups.items():
+        out[key] = {}
+        for method, by_n in panel.items():
+            points = []
+            for n, runs in sorted(by_n.items()):
+                iv = interval([r.test_rel_l2 for r in runs])
+                std = float(np.mean([r.test_rel_l2_std or 0.0 for r in runs]))
+                samples = min(r.test_samples or 1 for r in runs)
+                points.append(CurvePoint(n, iv.mean, std, samples, iv.seeds, iv.lo, iv.hi))
+            out[key][method] = points
+    return out
+
+
+def seed_curves(rows: Sequence[Row]) -> dict[int | None, Curves]:
+    """:func:`curves` of each seed alone: ``seed -> Curves`` (None: a table from before seeds)."""
+    seeds = dict.fromkeys(r.seed for r in rows)
+    return {seed: curves([r for r in rows if r.seed == seed]) for seed in seeds}
+
+
+def seed_values(
+    by_seed: dict[int | None, Curves], key: tuple[str, str], method: Method, index: int = 0
+) -> dict[int | None, float]:
+    """Each seed's error of ``method`` at the ``index``-th n of its curve in panel ``key``."""
+    out = {}
+    for seed, data in by_seed.items():
+        points = data.get(key, {}).get(method)
+        if points and -len(points) <= index < len(points):
+            out[seed] = points[index].error
+    return out
 
 
 @dataclass(frozen=True)
@@ -98,20 +166,62 @@ def data_saving(scratch: Sequence[CurvePoint], finetune: Sequence[CurvePoint]) -
 
 
 @dataclass(frozen=True)
+class SavingInterval:
+    """The data saving's confidence interval over seeds: a t interval on the log of the
+    per-seed savings, ``lo`` to ``hi`` (geometric). ``bound``: some seed's saving is only a
+    lower bound (fine-tuning beat the target at the grid's smallest n), so the interval is
+    one too. ``unreached`` counts seeds whose fine-tuning never reaches their scratch target;
+    then there is no interval (``lo = hi = None``)."""
+
+    seeds: int
+    lo: float | None
+    hi: float | None
+    bound: bool
+    unreached: int
+
+    def text(self) -> str:
+        if self.unreached:
+            return f"{self.unreached} of {self.seeds} seeds never reach it"
+        if self.lo is None:
+            return "one seed"
+        return f"{'>= ' if self.bound else ''}{self.lo:.3g}x to {self.hi:.3g}x ({self.seeds} seeds)"
+
+    def decides(self, value: float) -> int:
+        """+1: the saving is above ``value`` at this confidence; -1: below; 0: undecided."""
+        if self.lo is None:
+            return 0
+        if self.lo > value:
+            return 1
+        return -1 if self.hi < value and not self.bound else 0
+
+
+def saving_interval(savings: Sequence[DataSaving]) -> SavingInterval:
+    """The interval of the per-seed ``savings`` (see :class:`SavingInterval`)."""
+    unreached = sum(s.saving is None for s in savings)
+    if unreached or len(savings) < 2:
+        return SavingInterval(len(savings), None, None, False, unreached)
+    iv = interval([math.log(s.saving) for s in savings])
+    bound = any(s.bound for s in savings)
+    return SavingInterval(len(savings), math.exp(iv.lo), math.exp(iv.hi), bound, 0)
+
+
+@dataclass(frozen=True)
 class Headline:
-    """The headline of one (preset, task, fine-tuning method): its data saving, and the
-    pre-trained model's zero-shot error (None when not evaluated)."""
+    """The headline of one (preset, task, fine-tuning method): its data saving on the curves
+    averaged over seeds, its interval over the seeds' own savings, and the pre-trained
+    model's zero-shot error (None when not evaluated)."""
 
     preset: str
     task: str
     method: Method
     zero_shot: float | None
     saving: DataSaving
+    interval: SavingInterval
 
 
 def headline(study: Study, rows: Sequence[Row]) -> list[Headline]:
     """One :class:`Headline` per (preset, task, fine-tuning method) with a scratch curve."""
-    data = curves(rows)
+    data, by_seed = curves(rows), seed_curves(rows)
     out = []
     for preset in study.presets:
         for task in study.downstream:
@@ -121,9 +231,18 @@ def headline(study: Study, rows: Sequence[Row]) -> list[Headline]:
                 if method.kind is not MethodKind.FINETUNE:
                     continue
                 s = data_saving(panel.get(Method.scratch(), []), points)
-                if s is not None:
-                    zero_shot = None if zero is None else zero[0].error
-                    out.append(Headline(preset, task, method, zero_shot, s))
+                if s is None:
+                    continue
+                per_seed = []
+                for seed_data in by_seed.values():
+                    seed_panel = seed_data.get((preset, task), {})
+                    one = data_saving(
+                        seed_panel.get(Method.scratch(), []), seed_panel.get(method, [])
+                    )
+                    if one is not None:
+                        per_seed.append(one)
+                zero_shot = None if zero is None else zero[0].error
+                out.append(Headline(preset, task, method, zero_shot, s, saving_interval(per_seed)))
     return out
 
 
@@ -156,30 +275,37 @@ class Forgetting:
 
 
 def forgetting(rows: Sequence[Row]) -> list[Forgetting]:
-    """One :class:`Forgetting` per selected fine-tuned (or physics-informed) row tested on the
-    pre-training tasks, by preset, task, n and strategy."""
-    zero = {
-        (r.preset, r.task): r
-        for r in rows
-        if r.method.kind is MethodKind.ZERO_SHOT and r.retained_rel_l2 is not None
-    }
-    out = []
+    """One :class:`Forgetting` per (preset, task, strategy, n) of the selected fine-tuned (or
+    physics-informed) rows tested on the pre-training tasks, errors averaged over seeds (the
+    score is of the averages), by preset, task, n and strategy."""
+    zero = defaultdict(list)
+    tuned = defaultdict(list)
     for r in rows:
-        finetuned = r.method.kind in (MethodKind.FINETUNE, MethodKind.PHYSICS)
-        if not finetuned or not r.selected or r.retained_rel_l2 is None:
+        if r.retained_rel_l2 is None or r.test_rel_l2 is None:
             continue
-        z = zero.get((r.preset, r.task))
-        ds, kept = r.test_rel_l2, r.retained_rel_l2
+        if r.method.kind is MethodKind.ZERO_SHOT:
+            zero[(r.preset, r.task)].append(r)
+        elif r.method.kind in (MethodKind.FINETUNE, MethodKind.PHYSICS) and r.selected:
+            strategy = r.method.strategy or r.method.slug  # "physics" for physics-informed
+            tuned[(r.preset, r.task, strategy, r.n)].append(r)
+
+    def mean(runs, attribute):
+        return float(np.mean([getattr(r, attribute) for r in runs]))
+
+    out = []
+    for (preset, task, strategy, n), runs in tuned.items():
+        z = zero.get((preset, task))
+        ds, kept = mean(runs, "test_rel_l2"), mean(runs, "retained_rel_l2")
         out.append(
             Forgetting(
-                preset=r.preset,
-                task=r.task,
-                strategy=r.method.strategy or r.method.slug,  # "physics" for physics-informed
-                n=r.n,
+                preset=preset,
+                task=task,
+                strategy=strategy,
+                n=n,
                 downstream=ds,
                 retained=kept,
-                downstream_change=None if z is None else ds - z.test_rel_l2,
-                retained_change=None if z is None else kept - z.retained_rel_l2,
+                downstream_change=None if not z else ds - mean(z, "test_rel_l2"),
+                retained_change=None if not z else kept - mean(z, "retained_rel_l2"),
                 score=harmonic_score(ds, kept),
             )
         )

@@ -100,6 +100,12 @@ class Study:
     (:class:`scifm.train.PhysicsLoss`), and picks its learning rate and checkpoint by the
     residual on the validation inputs, without their labels.
 
+    ``seed`` fixes the datasets; every run (pre-training included) is repeated for each of
+    ``seeds`` (default: ``seed`` alone), which seeds the model's initialisation, the order of
+    the data and which ``n`` downstream examples are drawn (the first ``n`` for ``seed``, a
+    random nested subset for the others). The report gives means over seeds with 95%
+    confidence intervals.
+
     Raises:
         ValueError: a value no sweep can run (a count < 1, a resolution that is odd or below
             16, a learning rate that is not finite and > 0, an entry listed twice, an unknown
@@ -113,6 +119,7 @@ class Study:
     presets: tuple[str, ...] = ("fno-64k",)
     resolution: int = 64
     seed: int = 0
+    seeds: tuple[int, ...] = ()
     n_values: tuple[int, ...] = (8, 32, 128, 512)
     methods: tuple[str, ...] = DEFAULT_METHODS
     strategies: tuple[str, ...] = ("full",)
@@ -143,6 +150,10 @@ class Study:
         ):
             check_count(name, value)
         check_count("seed", self.seed, minimum=0)
+        if self.seeds:
+            _check_list("seeds", self.seeds)
+        for i, s in enumerate(self.seeds):
+            check_count(f"seeds[{i}]", s, minimum=0)
         check_resolution(self.resolution)  # the rule of `scifm generate`
         check_positive("pretrain.lr", p.lr)
         if not self.tasks:
@@ -213,6 +224,19 @@ class Study:
                     f"*-{name}; make them differ in their first 6 significant digits"
                 )
             runs[run] = lr
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds every run is repeated over: ``seeds``, or the study's ``seed`` alone."""
+        return self.seeds or (self.seed,)
+
+    def point_seed(self, seed: int) -> int | None:
+        """A replicate's :attr:`Point.seed`: None for the study's own seed (its directories)."""
+        return None if seed == self.seed else seed
+
+    def training_seed(self, point: Point) -> int:
+        """The seed a point trains with: its replicate's, else the study's."""
+        return self.seed if point.seed is None else point.seed
 
     # -- files -----------------------------------------------------------------------------------
     def data_seed(self, task: str, split: str) -> int:

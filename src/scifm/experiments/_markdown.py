@@ -12,7 +12,18 @@ from pathlib import Path
 
 from scifm import data
 from scifm._io import atomic_write_text, save_figure
-from scifm.experiments._analysis import Headline, curves, data_saving, forgetting, headline
+from scifm.experiments._analysis import (
+    LEVEL,
+    Headline,
+    Interval,
+    curves,
+    data_saving,
+    forgetting,
+    headline,
+    interval,
+    seed_curves,
+    seed_values,
+)
 from scifm.experiments._config import Study
 from scifm.experiments._plots import plot_error_vs_n, plot_forgetting, plot_gain_vs_size
 from scifm.experiments._points import Method, MethodKind, Status
@@ -74,7 +85,7 @@ def markdown(
         f"Downstream runs: {study.steps} optimizer steps each (fine-tuning and scratch alike), "
         f"batch {study.batch_size} (capped at n), learning rate chosen per (method, n) from "
         f"{', '.join(f'{x:g}' for x in study.lr_grid)} by validation error on {study.n_val} "
-        f"samples; test errors on {study.n_test} samples per task (error bars: standard error).",
+        f"samples; test errors on {study.n_test} samples per task. {_seeds_text(study)}",
         "",
         "| task | system and ranges | role |",
         "| --- | --- | --- |",
@@ -130,14 +141,15 @@ def markdown(
         "",
         "## Selected runs",
         "",
-        "| preset | task | method | n | lr | val | test | retained (pre-training tasks) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| preset | task | method | n | seed | lr | val | test | retained (pre-training tasks) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if r.selected:
             md.append(
-                f"| {r.preset} | {r.task} | {r.method.label} | {r.n} | {r.lr:g} "
-                f"| {_e(r.val_rel_l2)} | {_e(r.test_rel_l2)} | {_e(r.retained_rel_l2)} |"
+                f"| {r.preset} | {r.task} | {r.method.label} | {r.n} | {_seed(r.seed)} "
+                f"| {r.lr:g} | {_e(r.val_rel_l2)} | {_e(r.test_rel_l2)} "
+                f"| {_e(r.retained_rel_l2)} |"
             )
     md.append("")
     diverged = [r for r in rows if r.status is not Status.OK]
@@ -157,22 +169,42 @@ def markdown(
     return "\n".join(md) + "\n"
 
 
+def _seeds_text(study: Study) -> str:
+    seeds = study.run_seeds
+    if len(seeds) == 1:
+        return (
+            f"One seed ({seeds[0]}): error bars are the standard error over test samples, and a "
+            "difference may be within the seed-to-seed spread (give `seeds` to measure it)."
+        )
+    return (
+        f"Every run, pre-training included, is repeated over {len(seeds)} seeds "
+        f"({', '.join(map(str, seeds))}: initialisation, data order, which n examples): errors "
+        f"are means over seeds, intervals and error bars {LEVEL:.0%} t confidence intervals of "
+        "the mean, and a claim is called only where its interval decides it."
+    )
+
+
 def _e(x: float | None) -> str:
     return "—" if x is None else f"{x:.3g}"
+
+
+def _seed(seed: int | None) -> str:
+    return "—" if seed is None else str(seed)
 
 
 def _headline_table(lines: Sequence[Headline]) -> list[str]:
     table = [
         "| preset | task | method | scratch error at n_max | fine-tuned at n_max | zero-shot "
-        "| n fine-tuning needs | examples saved |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| n fine-tuning needs | examples saved | {LEVEL:.0%} interval over seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for h in lines:
         s = h.saving
         needed, saved = s.text()
         table.append(
             f"| {h.preset} | {h.task} | {h.method.label} | {_e(s.target)} (n={s.n_max}) "
-            f"| {_e(s.finetune_at_n_max)} | {_e(h.zero_shot)} | {needed} | {saved} |"
+            f"| {_e(s.finetune_at_n_max)} | {_e(h.zero_shot)} | {needed} | {saved} "
+            f"| {h.interval.text()} |"
         )
     return table
 
@@ -246,10 +278,10 @@ def _forgetting_table(rows: Sequence[Row]) -> list[str]:
 def _claims(study: Study, rows: Sequence[Row], lines: Sequence[Headline]) -> list[str]:
     """The paper's qualitative claims, checked against this study's numbers."""
     out = []
+    seeded = len(study.run_seeds) > 1
     savings = [h for h in lines if h.method == FULL] or lines
     if savings:
         reached = [h for h in savings if h.saving.saving is not None]
-        tenfold = [h for h in reached if h.saving.saving >= 10]
         text = ", ".join(
             f"{h.task} ({h.preset}): "
             + (
@@ -257,36 +289,44 @@ def _claims(study: Study, rows: Sequence[Row], lines: Sequence[Headline]) -> lis
                 if h.saving.saving is None
                 else f"{'>=' if h.saving.bound else ''}{h.saving.saving:.3g}x"
             )
+            + (f" [{h.interval.text()}]" if seeded else "")
             for h in savings
         )
         largest = max(study.n_values) / min(study.n_values)
+        if seeded:
+            verdicts = [h.interval.decides(10) for h in savings]
+            count = (
+                f"At least one order of magnitude (>= 10x) at {LEVEL:.0%} confidence in "
+                f"{verdicts.count(1)} of {len(savings)} panels, below it in {verdicts.count(-1)}, "
+                f"undecided by the seeds in {verdicts.count(0)}"
+            )
+        else:
+            tenfold = [h for h in reached if h.saving.saving >= 10]
+            count = f"At least one order of magnitude (>= 10x) in {len(tenfold)} of {len(savings)} panels"
         out.append(
             f"- *Fine-tuning needs orders of magnitude fewer downstream examples than scratch.* "
-            f"Examples saved: {text}. At least one order of magnitude (>= 10x) in "
-            f"{len(tenfold)} of {len(savings)} panels; fine-tuning never reaches scratch's best "
-            f"error in {len(savings) - len(reached)}. The grid's n_max / n_min = {largest:g} "
-            "bounds what can be measured"
+            f"Examples saved: {text}. {count}; fine-tuning never reaches scratch's best error "
+            f"in {len(savings) - len(reached)}. The grid's n_max / n_min = {largest:g} bounds "
+            "what can be measured"
             + (" (two orders need n_max / n_min >= 100)." if largest < 100 else ".")
         )
-    data = curves(rows)
+    data, by_seed = curves(rows), seed_curves(rows)
     if len(study.presets) > 1:
         parts = []
         for task in study.downstream:
             ratios = []
             for preset in study.presets:
-                panel = data.get((preset, task), {})
-                sc, ft = panel.get(Method.scratch()), panel.get(FULL)
-                if sc and ft:
-                    ratios.append((preset, sc[0].error / ft[0].error))
+                key = (preset, task)
+                sc, ft = (seed_values(by_seed, key, m) for m in (Method.scratch(), FULL))
+                per_seed = [sc[s] / ft[s] for s in sc if s in ft]
+                if per_seed:
+                    ratios.append((preset, interval(per_seed)))
             if len(ratios) > 1:
-                grows = all(b[1] >= a[1] for a, b in zip(ratios, ratios[1:], strict=False))
-                parts.append(
-                    f"{task}: "
-                    + " -> ".join(f"{p} {r:.2g}x" for p, r in ratios)
-                    + (" (grows)" if grows else " (does not grow monotonically)")
-                )
+                parts.append(f"{task}: " + _trend(ratios, seeded))
         out.append(
-            "- *Gains grow with model size* (scratch / fine-tuned error at the smallest n): "
+            "- *Gains grow with model size* (scratch / fine-tuned error at the smallest n"
+            + (", mean over seeds with its interval" if seeded else "")
+            + "): "
             + ("; ".join(parts) if parts else "not measurable here")
             + "."
         )
@@ -298,11 +338,59 @@ def _claims(study: Study, rows: Sequence[Row], lines: Sequence[Headline]) -> lis
             for preset in study.presets:
                 panel = data.get((preset, task), {})
                 sc, ft = panel.get(Method.scratch()), panel.get(FULL)
-                if sc and ft:
+                if not (sc and ft):
+                    continue
+                if not seeded:
                     beat = sum(f.error < s.error for s, f in zip(sc, ft, strict=False))
                     wins.append(f"{task} ({preset}): better at {beat} of {len(sc)} n")
+                    continue
+                verdicts = []
+                for i in range(min(len(sc), len(ft))):
+                    a, b = (
+                        seed_values(by_seed, (preset, task), m, i) for m in (Method.scratch(), FULL)
+                    )
+                    verdicts.append(interval([a[s] - b[s] for s in a if s in b]).excludes(0))
+                wins.append(
+                    f"{task} ({preset}): better at {verdicts.count(1)}, worse at "
+                    f"{verdicts.count(-1)}, undecided at {verdicts.count(0)} of {len(verdicts)} n"
+                )
         out.append(
             f"- *A mixture-pretrained model adapts to every downstream system* (pre-trained on "
-            f"{' + '.join(study.pretrain.tasks)}; fine-tuned vs scratch): " + "; ".join(wins) + "."
+            f"{' + '.join(study.pretrain.tasks)}; fine-tuned vs scratch"
+            + (f", by the {LEVEL:.0%} interval of the seeds' differences" if seeded else "")
+            + "): "
+            + "; ".join(wins)
+            + "."
         )
     return out
+
+
+def _trend(ratios: Sequence[tuple[str, Interval]], seeded: bool) -> str:
+    """How the gain changes from preset to preset: by the means with one seed; with seeds a
+    step counts as growing (shrinking) only where the larger preset's interval lies wholly
+    above (below) the smaller's."""
+
+    def shown(iv: Interval) -> str:
+        return f"{iv.mean:.2g}x" + (f" [{iv.lo:.2g}, {iv.hi:.2g}]" if iv.lo is not None else "")
+
+    text = " -> ".join(f"{p} {shown(iv)}" for p, iv in ratios)
+    pairs = list(zip(ratios, ratios[1:], strict=False))
+    if not seeded:
+        grows = all(b.mean >= a.mean for (_, a), (_, b) in pairs)
+        return text + (" (grows)" if grows else " (does not grow monotonically)")
+    steps = []
+    for (_, a), (_, b) in pairs:
+        if a.lo is None or b.lo is None:
+            steps.append(0)
+        else:
+            steps.append(1 if b.lo > a.hi else -1 if b.hi < a.lo else 0)
+    if all(x == 1 for x in steps):
+        verdict = "grows at every step"
+    elif all(x == -1 for x in steps):
+        verdict = "shrinks at every step"
+    else:
+        verdict = (
+            f"{steps.count(1)} step(s) up, {steps.count(-1)} down, {steps.count(0)} undecided "
+            "by the seeds"
+        )
+    return f"{text} ({verdict})"

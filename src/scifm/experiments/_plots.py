@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scifm._io import figure
-from scifm.experiments._analysis import curves, forgetting
+from scifm.experiments._analysis import CurvePoint, curves, forgetting
 from scifm.experiments._config import Study
 from scifm.experiments._points import Method, MethodKind
 from scifm.experiments._results import Row
@@ -26,7 +26,8 @@ PHYSICS = ("C9", "^")  # physics-informed fine-tuning: its label-free error is a
 def plot_error_vs_n(study: Study, rows: Sequence[Row]) -> Figure:
     """Test error against downstream examples, log-log; one panel per preset and task.
 
-    Error bars are standard errors; zero-shot is a dashed horizontal line, physics-informed
+    Error bars are confidence intervals over seeds (standard errors over test samples with one
+    seed); zero-shot is a dashed horizontal line, physics-informed
     fine-tuning with no label a dotted one (its n counts labelled inputs among all).
     """
     data = curves(rows)
@@ -61,7 +62,7 @@ def plot_error_vs_n(study: Study, rows: Sequence[Row]) -> Figure:
                 ax.errorbar(
                     [p.n for p in pts],
                     [p.error for p in pts],
-                    yerr=[p.std / math.sqrt(p.samples) for p in pts],
+                    yerr=_error_bars(pts),
                     color=color,
                     marker=marker,
                     ms=4,
@@ -80,6 +81,21 @@ def plot_error_vs_n(study: Study, rows: Sequence[Row]) -> Figure:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _error_bars(points: Sequence[CurvePoint]) -> list[list[float]]:
+    """Below and above each point: its interval over seeds, else the standard error over
+    its test samples (one seed). An interval reaching below zero is cut at the log axis."""
+    below, above = [], []
+    for p in points:
+        if p.lo is None:
+            se = p.std / math.sqrt(p.samples)
+            below.append(min(se, 0.999 * p.error))
+            above.append(se)
+        else:
+            below.append(min(p.error - p.lo, 0.999 * p.error))
+            above.append(p.hi - p.error)
+    return [below, above]
 
 
 def plot_gain_vs_size(study: Study, rows: Sequence[Row]) -> Figure | None:

@@ -107,6 +107,11 @@ class Point:
     ``n`` is the number of labelled examples: for a physics point, how many of the training
     inputs (all of them train) carry their solution; 0 is label-free.
 
+    ``seed`` is the replicate: the seed of the model's initialisation, the data order and
+    which ``n`` training examples are drawn. None is the study's own ``seed`` (its first n
+    examples, and the directories of a study before seeds); another seed's directories end in
+    ``-s<seed>``.
+
     ``kind`` may be given as its value (``Point("pretrain", "fno-64k")``, or
     ``Point(**point.to_dict())``).
     """
@@ -117,6 +122,7 @@ class Point:
     n: int = 0
     lr: float = 0.0
     strategy: str = "full"  # what fine-tuning uses; pre-training and scratch train all weights
+    seed: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "kind", PointKind(self.kind))
@@ -135,14 +141,17 @@ class Point:
     @property
     def directory(self) -> str:
         """The run directory, relative to the sweep directory."""
+        replicate = "" if self.seed is None else f"-s{self.seed}"
         if self.method is None:
-            return f"runs/pretrain/{self.preset}"
-        return f"runs/{self.preset}/{self.task}/{self.method.slug}/n{self.n:05d}-lr{self.lr:g}"
+            return f"runs/pretrain/{self.preset}{replicate}"
+        name = f"n{self.n:05d}-lr{self.lr:g}{replicate}"
+        return f"runs/{self.preset}/{self.task}/{self.method.slug}/{name}"
 
     def describe(self) -> str:
+        replicate = "" if self.seed is None else f" seed={self.seed}"
         if self.method is None:
-            return f"pre-train {self.preset}"
-        return f"{self.preset} {self.task} {self.method.label} n={self.n} lr={self.lr:g}"
+            return f"pre-train {self.preset}{replicate}"
+        return f"{self.preset} {self.task} {self.method.label} n={self.n} lr={self.lr:g}{replicate}"
 
     def to_dict(self) -> dict:
         """Plain JSON values (``kind`` as its string), as ``point.json`` and submitted jobs hold."""

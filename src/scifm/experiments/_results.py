@@ -2,7 +2,7 @@
 
 Rows are built from the finished points (their ``point.json``); zero-shot rows come from
 pre-training, which is tested on every downstream task. ``selected`` marks the learning rate
-each (preset, task, method, n) picks by validation error. results.csv holds one line per row,
+each (preset, task, method, n, seed) picks by validation error. results.csv holds one line per row,
 in :data:`COLUMNS` order, then one ``retained_rel_l2[<task>]`` column per pre-training task; a
 missing value is an empty cell. :func:`read_results` reads it back into equal rows.
 """
@@ -33,6 +33,7 @@ COLUMNS = (
     "strategy",
     "n",
     "lr",
+    "seed",
     "selected",
     "status",
     "val_rel_l2",
@@ -47,7 +48,7 @@ COLUMNS = (
     "run",
 )
 RETAINED = "retained_rel_l2["  # the per-task retained error columns: retained_rel_l2[<task>]
-OPTIONAL = ("val_residual",)  # columns that tables written before them lack
+OPTIONAL = ("val_residual", "seed")  # columns that tables written before them lack
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Row:
     zero-shot rows): what the model still knows of them; ``retained`` holds it per task. A
     diverged run has no test errors and ``val_rel_l2 = inf``. ``val_residual`` is the physics
     residual on the validation inputs of a physics-informed row, which selects its learning
-    rate (label-free); ``val_rel_l2`` is then only reported.
+    rate (label-free); ``val_rel_l2`` is then only reported. ``seed`` is the replicate's
+    training seed (None in tables from before seeds): each seed selects its own learning rate.
     """
 
     preset: str
@@ -71,6 +73,7 @@ class Row:
     status: Status
     run: str  # the run directory, relative to the sweep directory
     selected: bool = False
+    seed: int | None = None
     parameters: int | None = None
     val_rel_l2: float | None = None
     val_residual: float | None = None
@@ -99,6 +102,7 @@ def rows_from_points(study: Study, points: Sequence[tuple[Point, dict]]) -> list
             train_seconds=_round(result.get("train_seconds")),
             seconds=_round(result.get("seconds")),
             run=point.directory,
+            seed=study.training_seed(point),
         )
         if point.kind is PointKind.PRETRAIN:
             if MethodKind.ZERO_SHOT not in study.methods:
@@ -169,10 +173,10 @@ def _validation_score(r: Row) -> float:
 
 
 def _select(rows: list[Row]) -> list[Row]:
-    """Mark, per (preset, task, method, n), the finished row of least validation score."""
+    """Mark, per (preset, task, method, n, seed), the finished row of least validation score."""
     groups = defaultdict(list)
     for i, r in enumerate(rows):
-        groups[(r.preset, r.task, r.method, r.n)].append(i)
+        groups[(r.preset, r.task, r.method, r.n, r.seed)].append(i)
     selected = set()
     for group in groups.values():
         ok = [
@@ -186,7 +190,7 @@ def _select(rows: list[Row]) -> list[Row]:
 
 
 def _order(r: Row):
-    return (r.preset, r.task, r.method.order, r.n, r.lr)
+    return (r.preset, r.task, r.method.order, r.n, -1 if r.seed is None else r.seed, r.lr)
 
 
 # -- results.csv -------------------------------------------------------------------------------------
@@ -207,6 +211,7 @@ def write_results(rows: Sequence[Row], path: str | os.PathLike) -> Path:
             "strategy": r.method.strategy,
             "n": r.n,
             "lr": r.lr,
+            "seed": r.seed,
             "selected": r.selected,
             "status": r.status.value,
             "val_rel_l2": r.val_rel_l2,
@@ -275,6 +280,7 @@ def _parse(cells: dict[str, str], tasks: dict[str, str]) -> Row:
         status=Status(cells["status"]),
         run=cells["run"],
         selected=cells["selected"] == "True",
+        seed=value("seed", int),
         parameters=value("parameters", int),
         val_rel_l2=value("val_rel_l2", float),
         val_residual=value("val_residual", float),

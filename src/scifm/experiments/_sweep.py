@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jax
+import numpy as np
 
 from scifm import data
 from scifm._io import atomic_write_text
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
 # keys a rerun may change in an existing sweep: they only add or drop points, each of which
 # has its own directory (n_values may not grow beyond the downstream training sets), or say
 # where the points run (slurm)
-EXTENSIBLE = ("name", "presets", "n_values", "methods", "strategies", "lr_grid", "slurm")
+EXTENSIBLE = ("name", "presets", "seeds", "n_values", "methods", "strategies", "lr_grid", "slurm")
 
 
 def plan(study: Study) -> tuple[list[Point], list[Point]]:
@@ -74,22 +76,26 @@ def plan(study: Study) -> tuple[list[Point], list[Point]]:
         study.methods
     )
     for preset in study.presets:
-        if pretrained:
-            first.append(Point(PointKind.PRETRAIN, preset))
-        for task in study.downstream:
-            if MethodKind.PHYSICS in study.methods:
-                second.extend(Point(PointKind.PHYSICS, preset, task, 0, lr) for lr in study.lr_grid)
-            for n in study.n_values:
-                for lr in study.lr_grid:
-                    if MethodKind.SCRATCH in study.methods:
-                        first.append(Point(PointKind.SCRATCH, preset, task, n, lr))
-                    if MethodKind.FINETUNE in study.methods:
-                        second.extend(
-                            Point(PointKind.FINETUNE, preset, task, n, lr, s)
-                            for s in study.strategies
-                        )
-                    if MethodKind.PHYSICS in study.methods:
-                        second.append(Point(PointKind.PHYSICS, preset, task, n, lr))
+        for seed in map(study.point_seed, study.run_seeds):
+            if pretrained:
+                first.append(Point(PointKind.PRETRAIN, preset, seed=seed))
+            for task in study.downstream:
+                if MethodKind.PHYSICS in study.methods:
+                    second.extend(
+                        Point(PointKind.PHYSICS, preset, task, 0, lr, seed=seed)
+                        for lr in study.lr_grid
+                    )
+                for n in study.n_values:
+                    for lr in study.lr_grid:
+                        if MethodKind.SCRATCH in study.methods:
+                            first.append(Point(PointKind.SCRATCH, preset, task, n, lr, seed=seed))
+                        if MethodKind.FINETUNE in study.methods:
+                            second.extend(
+                                Point(PointKind.FINETUNE, preset, task, n, lr, s, seed)
+                                for s in study.strategies
+                            )
+                        if MethodKind.PHYSICS in study.methods:
+                            second.append(Point(PointKind.PHYSICS, preset, task, n, lr, seed=seed))
     return first, second
 
 
@@ -215,6 +221,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
     finished = _finished(sweep, p)
     if finished is not None:
         return finished
+    seed = study.training_seed(p)
     if p.kind is PointKind.PRETRAIN:
         pre = study.pretrain
         train = data.FieldSet.concatenate(
@@ -225,16 +232,13 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
         )
         epochs, batch_size, lr = pre.epochs, pre.batch_size, pre.lr
         validate_every = 1
-        model, _ = start_model(train, preset=p.preset, seed=study.seed)
+        model, _ = start_model(train, preset=p.preset, seed=seed)
         evaluate_on = list(dict.fromkeys([*pre.tasks, *study.downstream]))
     else:
         loss = get_loss(study.loss)
-        if p.kind is PointKind.PHYSICS:  # every input; the first n with their solutions
-            inputs = data.FieldSet.load(data_path(sweep, p.task, "train"))
-            train = unlabelled(inputs, p.n)
+        train = _training_examples(sweep, p)
+        if p.kind is PointKind.PHYSICS:
             loss = physics_loss(study.tasks[p.task].system)
-        else:
-            train = data.FieldSet.load(data_path(sweep, p.task, "train"), limit=p.n)
         val = data.FieldSet.load(data_path(sweep, p.task, "val"), limit=study.n_val)
         batch_size, lr = study.batch_size, p.lr
         steps_per_epoch = max(1, len(train) // min(batch_size, len(train)))
@@ -243,7 +247,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
         init = None
         evaluate_on = [p.task]
         if p.kind in (PointKind.FINETUNE, PointKind.PHYSICS):
-            pretrain = Point(PointKind.PRETRAIN, p.preset)
+            pretrain = Point(PointKind.PRETRAIN, p.preset, seed=p.seed)
             init, pretrained = sweep / pretrain.directory, _finished(sweep, pretrain)
             if pretrained is None:
                 raise RuntimeError(f"{p.describe()}: the pre-trained model {init} is not finished")
@@ -254,7 +258,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
             evaluate_on = [p.task, *study.pretrain.tasks]  # forgetting: the pre-training tasks too
         # a task of other channels (Darcy's coefficient field) is reached through an adapter
         model, _ = start_model(
-            train, preset=p.preset, init=init, seed=study.seed, adapter=init is not None
+            train, preset=p.preset, init=init, seed=seed, adapter=init is not None
         )
     result = {"point": p.to_dict(), "status": Status.OK.value}
     start = time.perf_counter()
@@ -270,7 +274,7 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
                 lr=lr,
                 loss=get_loss(study.loss) if p.kind is PointKind.PRETRAIN else loss,
                 strategy=get_strategy(p.strategy),  # "full" for pre-training and scratch
-                seed=study.seed,
+                seed=seed,
                 validate_every=validate_every,
                 metadata={
                     "model": {"preset": p.preset},
@@ -302,6 +306,22 @@ def run_point(sweep: str | Path, point: dict, progress: RunProgress | None = Non
     # json.dumps, not atomic_write_json: a diverged point's val_rel_l2 is Infinity
     atomic_write_text(done, json.dumps(result, indent=2))
     return result
+
+
+def _training_examples(sweep: Path, p: Point) -> data.FieldSet:
+    """A downstream point's training set: its task's first ``n`` examples for the study's
+    seed, else the first ``n`` of a permutation drawn from the replicate's seed and the task
+    (nested: a replicate's larger ``n`` contain its smaller). A physics point takes every
+    input in that order, the first ``n`` with their solutions."""
+    path = data_path(sweep, p.task, "train")
+    if p.seed is None and p.kind is not PointKind.PHYSICS:
+        return data.FieldSet.load(path, limit=p.n)
+    fields = data.FieldSet.load(path)
+    if p.seed is not None:
+        rng = np.random.default_rng([p.seed, zlib.crc32(p.task.encode())])
+        order = rng.permutation(len(fields))
+        fields = fields.subset(order if p.kind is PointKind.PHYSICS else order[: p.n])
+    return unlabelled(fields, p.n) if p.kind is PointKind.PHYSICS else fields
 
 
 def _finished(sweep: Path, p: Point) -> dict | None:
