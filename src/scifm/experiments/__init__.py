@@ -12,11 +12,16 @@ from scifm.experiments._analysis import CurvePoint as CurvePoint
 from scifm.experiments._analysis import DataSaving as DataSaving
 from scifm.experiments._analysis import Forgetting as Forgetting
 from scifm.experiments._analysis import Headline as Headline
+from scifm.experiments._analysis import Interval as Interval
+from scifm.experiments._analysis import SavingInterval as SavingInterval
 from scifm.experiments._analysis import curves as curves
 from scifm.experiments._analysis import data_saving as data_saving
 from scifm.experiments._analysis import forgetting as forgetting
 from scifm.experiments._analysis import harmonic_score as harmonic_score
 from scifm.experiments._analysis import headline as headline
+from scifm.experiments._analysis import interval as interval
+from scifm.experiments._analysis import saving_interval as saving_interval
+from scifm.experiments._analysis import seed_curves as seed_curves
 from scifm.experiments._config import METHODS as METHODS
 from scifm.experiments._config import Pretrain as Pretrain
 from scifm.experiments._config import Study as Study

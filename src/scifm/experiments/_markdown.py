@@ -83,7 +83,8 @@ def markdown(
         f"{study.resolution}x{study.resolution} grids; presets {', '.join(study.presets)}. "
         f"Pre-training: {counts} ({pre.epochs} epochs, batch {pre.batch_size}, lr {pre.lr:g}). "
         f"Downstream runs: {study.steps} optimizer steps each (fine-tuning and scratch alike), "
-        f"batch {study.batch_size} (capped at n), learning rate chosen per (method, n) from "
+        f"batch {study.batch_size} (capped at n), learning rate chosen per (method, n"
+        f"{', seed' if len(study.run_seeds) > 1 else ''}) from "
         f"{', '.join(f'{x:g}' for x in study.lr_grid)} by validation error on {study.n_val} "
         f"samples; test errors on {study.n_test} samples per task. {_seeds_text(study)}",
         "",
