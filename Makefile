@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint format bench venv clean
+.PHONY: test demo lint format bench venv clean pretrained
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 ## make demo: the main job on the embedded defaults; prints where the report and plots are
 demo: $(STAMP)
 	$(BIN)/scifm demo --out demo
+
+## make pretrained: rerun the shipped study that makes the shipped pre-trained model (about
+## half an hour on 2 cores) and pack its weights and model card into the package
+pretrained: $(STAMP)
+	$(BIN)/scifm sweep pretrained --out build/pretrained
+	$(BIN)/python -c "from scifm.experiments import pack_pretrained; \
+	print(pack_pretrained('build/pretrained', 'fno-1m-mix64', 'src/scifm/models/pretrained'))"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

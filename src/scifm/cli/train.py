@@ -9,16 +9,32 @@ from scifm.cli._parse import non_negative, positive
 
 
 def models():
-    """List the FNO size presets with their exact parameter counts (7 input channels, 1 output)."""
+    """List the FNO size presets with their exact parameter counts (7 input channels, 1 output),
+    and the pre-trained models shipped with scifm (`--init pretrained:NAME`), with their cards."""
     from rich.console import Console
     from rich.table import Table
 
-    from scifm.models import PRESETS
+    from scifm.models import PRESETS, pretrained_models
 
+    console = Console()
     table = Table("preset", "width", "modes", "layers", "parameters")
     for p in PRESETS.values():
         table.add_row(p.name, str(p.width), str(p.modes), str(p.layers), f"{p.parameters():,}")
-    Console().print(table)
+    console.print(table)
+    shipped = pretrained_models()
+    table = Table("preset", "trained on", "grid", "test error")
+    table.add_column("pre-trained model (--init)", no_wrap=True)
+    for m in shipped:
+        card = m.card
+        errors = ", ".join(f"{t} {e:.3g}" for t, e in card["test_rel_l2"].items())
+        grid = f"{card['resolution']}x{card['resolution']}"
+        table.add_row(card["preset"], card["trained_on"], grid, errors, m.reference)
+    if shipped:
+        console.print(table)
+        for m in shipped:
+            print(f"{m.reference}: model card {m.path / 'card.md'}")
+    else:
+        console.print("no pre-trained models in this installation")
 
 
 def train(
@@ -31,7 +47,10 @@ def train(
         None, "--model", help="FNO preset (see `scifm models`) [default: fno-1m, or --init's]."
     ),
     init: str = typer.Option(
-        None, "--init", help="Start from this run's (or checkpoint's) weights and normalisation."
+        None,
+        "--init",
+        help="Start from this run's (or checkpoint's) weights and normalisation, or from a "
+        "model shipped with scifm, pretrained:NAME (see `scifm models`).",
     ),
     adapter: bool = typer.Option(
         False,
@@ -119,7 +138,9 @@ def train(
         raise UserError(f"--finetune {finetune} needs --init (the pre-trained run to start from)")
     # the run's configuration names files by what they are, not by how their path was typed
     train_path, val_path = str(Path(train_path).resolve()), str(Path(val_path).resolve())
-    init = str(Path(init).resolve()) if init is not None else None
+    if init is not None:  # a shipped model keeps its name (refused here if there is none)
+        shipped = models.resolve_init(init) != init
+        init = init if shipped else str(Path(init).resolve())
     train_fields = data.FieldSet.load(train_path, limit=n)
     val_fields = data.FieldSet.load(val_path)
     if physics:

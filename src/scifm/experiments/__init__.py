@@ -41,6 +41,7 @@ from scifm.experiments._points import MethodKind as MethodKind
 from scifm.experiments._points import Point as Point
 from scifm.experiments._points import PointKind as PointKind
 from scifm.experiments._points import Status as Status
+from scifm.experiments._pretrained import pack_pretrained as pack_pretrained
 from scifm.experiments._results import Row as Row
 from scifm.experiments._results import read_results as read_results
 from scifm.experiments._results import rows_from_points as rows_from_points
@@ -77,6 +78,7 @@ __all__ = [
     "headline",
     "load_study",
     "make_executor",
+    "pack_pretrained",
     "plan",
     "plot_error_vs_n",
     "plot_forgetting",

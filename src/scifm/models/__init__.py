@@ -13,6 +13,10 @@ from ._operator import OperatorModel as OperatorModel
 from ._presets import PRESETS as PRESETS
 from ._presets import FNOPreset as FNOPreset
 from ._presets import get_preset as get_preset
+from ._pretrained import Pretrained as Pretrained
+from ._pretrained import get_pretrained as get_pretrained
+from ._pretrained import pretrained_models as pretrained_models
+from ._pretrained import resolve_init as resolve_init
 
 __all__ = [
     "FNO",
@@ -22,9 +26,13 @@ __all__ = [
     "FNOPreset",
     "OperatorModel",
     "Pointwise",
+    "Pretrained",
     "SpectralConv2d",
     "adapt",
     "adapter_changes",
     "count_parameters",
     "get_preset",
+    "get_pretrained",
+    "pretrained_models",
+    "resolve_init",
 ]

@@ -17,7 +17,7 @@ from scifm._io import atomic_write_bytes, atomic_write_json
 from scifm._runs import MODEL as HYPER
 from scifm._runs import WEIGHTS
 from scifm.data import INPUT_NAMES, OUTPUT_NAMES
-from scifm.models import FNO, Normalizer, OperatorModel
+from scifm.models import FNO, Normalizer, OperatorModel, resolve_init
 
 
 def hyperparameters(model: OperatorModel, **extra: Any) -> dict:
@@ -78,14 +78,15 @@ def save(directory: Path, model: OperatorModel, name: str = WEIGHTS, **extra: An
 
 
 def load(path: str | os.PathLike) -> tuple[OperatorModel, dict]:
-    """Load a model from a run directory or a ``checkpoint.eqx`` beside its ``model.json``.
+    """Load a model from a run directory, a ``checkpoint.eqx`` beside its ``model.json``, or
+    a shipped pre-trained model, ``"pretrained:NAME"`` (see ``scifm models``).
 
     Raises:
         FileNotFoundError: no checkpoint or model.json there.
         ValueError: model.json unreadable, or weights that do not match it (corrupt file,
-            other architecture).
+            other architecture); no shipped model of that name.
     """
-    path = Path(path)
+    path = Path(resolve_init(path))
     weights = path / WEIGHTS if path.is_dir() else path
     hyper_path = weights.parent / HYPER
     if not weights.exists():
