@@ -148,6 +148,13 @@ REFUSED = [
     ("pretrain.n=1", "pretrain.n = 1 leaves task 'helmholtz' without samples"),
     ("pretrain.proportions=[1, nan]", "pretrain.proportions[1] must be a finite number > 0"),
     ("seed=-1", "seed must be an integer >= 0, got -1"),
+    ("seeds=[0, -2]", "seeds[1] must be an integer >= 0, got -2"),
+    ("seeds=[1, 1]", "seeds lists 1 twice; give each entry once"),
+    (
+        "downstream_resolution=17",
+        "downstream_resolution must be an even integer >= 16, got 17 (0: the pre-training "
+        "resolution)",
+    ),
     ("name='..'", "name may use only letters, digits, '-', '_' and '.' (starting with a letter"),
 ]
 
@@ -156,6 +163,35 @@ REFUSED = [
 def test_values_no_sweep_can_run_are_refused_when_the_study_is_made(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         load_study("demo", [override])
+
+
+def test_a_downstream_grid_is_refused_where_a_task_or_a_preset_cannot_have_it():
+    with pytest.raises(
+        ValueError, match=re.escape("task 'poisson' is both pre-trained on (32x32)")
+    ):
+        load_study("demo", ["downstream_resolution=64", 'downstream=["poisson"]'])
+    with pytest.raises(
+        ValueError, match="fno-4m keeps 16 modes; it needs downstream_resolution >= 32, got 16"
+    ):
+        load_study("demo", ['presets=["fno-4m"]', "downstream_resolution=16"])
+    study = load_study("demo", ["downstream_resolution=64"])
+    assert study.task_resolution("poisson") == 32 and study.task_resolution("advdiff") == 64
+
+
+def test_a_model_pre_trained_on_one_grid_is_fine_tuned_on_another(tmp_path):
+    study = load_study(
+        "demo", [*TINY, "downstream_resolution=32", "n_values=[8]", "lr_grid=[1e-3]"]
+    )
+    report = experiments.sweep(study, tmp_path / "s", progress=False)
+    for task, grid in (("poisson", (16, 16)), ("poisson-ood", (32, 32))):
+        with data.open(tmp_path / "s" / "data" / f"{task}-test.h5") as ds:
+            assert ds.grid == grid
+    rows = experiments.read_results(tmp_path / "s" / "results.csv")
+    assert sorted(r.method.kind.value for r in rows) == ["finetune", "scratch", "zero-shot"]
+    assert all(r.status is Status.OK and 0 < r.test_rel_l2 < 10 for r in rows)
+    tuned = next(r for r in rows if r.method == Method.finetune("full"))
+    assert set(tuned.retained) == {"poisson", "helmholtz"}  # scored back on the 16x16 grid
+    assert "pre-training on 16x16 grids, downstream tasks on 32x32" in report.read_text()
 
 
 def test_a_study_made_directly_is_checked_the_same_way():

@@ -100,6 +100,10 @@ class Study:
     (:class:`scifm.train.PhysicsLoss`), and picks its learning rate and checkpoint by the
     residual on the validation inputs, without their labels.
 
+    ``downstream_resolution`` (0: ``resolution``) puts the downstream tasks on another grid
+    than pre-training: the pre-trained model is scored zero-shot and fine-tuned there (the
+    FNO's Fourier layers do not depend on the grid).
+
     ``seed`` fixes the datasets; every run (pre-training included) is repeated for each of
     ``seeds`` (default: ``seed`` alone), which seeds the model's initialisation, the order of
     the data and which ``n`` downstream examples are drawn (the first ``n`` for ``seed``, a
@@ -118,6 +122,7 @@ class Study:
     downstream: tuple[str, ...]
     presets: tuple[str, ...] = ("fno-64k",)
     resolution: int = 64
+    downstream_resolution: int = 0
     seed: int = 0
     seeds: tuple[int, ...] = ()
     n_values: tuple[int, ...] = (8, 32, 128, 512)
@@ -155,6 +160,11 @@ class Study:
         for i, s in enumerate(self.seeds):
             check_count(f"seeds[{i}]", s, minimum=0)
         check_resolution(self.resolution)  # the rule of `scifm generate`
+        if self.downstream_resolution:
+            try:
+                check_resolution(self.downstream_resolution)
+            except ValueError as e:
+                raise UserError(f"downstream_{e} (0: the pre-training resolution)") from None
         check_positive("pretrain.lr", p.lr)
         if not self.tasks:
             raise UserError("tasks: define at least one task")
@@ -187,14 +197,27 @@ class Study:
                 f"pretrain.n = {p.n} leaves task {empty[0]!r} without samples; raise pretrain.n "
                 "or that task's share in pretrain.proportions"
             )
+        if self.downstream_resolution not in (0, self.resolution):
+            shared = [t for t in self.downstream if t in p.tasks]
+            if shared:
+                raise UserError(
+                    f"task {shared[0]!r} is both pre-trained on ({self.resolution}x"
+                    f"{self.resolution}) and downstream (downstream_resolution = "
+                    f"{self.downstream_resolution}); a task has one grid: define another task "
+                    "of the same system for the downstream grid"
+                )
         _check_list("presets", self.presets)
         for preset in self.presets:
             spec = get_preset(preset)
-            if self.resolution < 2 * spec.modes:
-                raise UserError(
-                    f"preset {preset} keeps {spec.modes} modes; it needs resolution >= "
-                    f"{2 * spec.modes}, got {self.resolution}"
-                )
+            for key, value in (
+                ("resolution", self.resolution),
+                ("downstream_resolution", self.downstream_resolution or self.resolution),
+            ):
+                if value < 2 * spec.modes:
+                    raise UserError(
+                        f"preset {preset} keeps {spec.modes} modes; it needs {key} >= "
+                        f"{2 * spec.modes}, got {value}"
+                    )
         _check_list("methods", self.methods)
         for method in self.methods:
             if method not in METHODS:
@@ -237,6 +260,13 @@ class Study:
     def training_seed(self, point: Point) -> int:
         """The seed a point trains with: its replicate's, else the study's."""
         return self.seed if point.seed is None else point.seed
+
+    def task_resolution(self, task: str) -> int:
+        """The grid side of a task's datasets: ``downstream_resolution`` (when given) for the
+        downstream tasks, ``resolution`` for the others."""
+        if task in self.downstream and self.downstream_resolution:
+            return self.downstream_resolution
+        return self.resolution
 
     # -- files -----------------------------------------------------------------------------------
     def data_seed(self, task: str, split: str) -> int:

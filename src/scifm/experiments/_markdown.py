@@ -80,7 +80,7 @@ def markdown(
     md = [
         f"# Transfer study `{study.name}`",
         "",
-        f"{study.resolution}x{study.resolution} grids; presets {', '.join(study.presets)}. "
+        f"{_grids_text(study)}; presets {', '.join(study.presets)}. "
         f"Pre-training: {counts} ({pre.epochs} epochs, batch {pre.batch_size}, lr {pre.lr:g}). "
         f"Downstream runs: {study.steps} optimizer steps each (fine-tuning and scratch alike), "
         f"batch {study.batch_size} (capped at n), learning rate chosen per (method, n"
@@ -168,6 +168,16 @@ def markdown(
         + (f"; wall time of this sweep invocation: {wall_seconds:.0f} s." if wall_seconds else ".")
     )
     return "\n".join(md) + "\n"
+
+
+def _grids_text(study: Study) -> str:
+    r, d = study.resolution, study.downstream_resolution
+    if d in (0, r):
+        return f"{r}x{r} grids"
+    return (
+        f"pre-training on {r}x{r} grids, downstream tasks on {d}x{d} (the pre-trained model is "
+        f"scored zero-shot and fine-tuned on the downstream grid; scratch trains there)"
+    )
 
 
 def _seeds_text(study: Study) -> str:

@@ -182,7 +182,12 @@ def prepare(study: Study, sweep: str | Path, progress: Callable[[int], None] | N
             continue
         system = study.tasks[task].build()
         data.generate(
-            system, n, study.resolution, study.data_seed(task, split), path, progress=progress
+            system,
+            n,
+            study.task_resolution(task),
+            study.data_seed(task, split),
+            path,
+            progress=progress,
         )
     return sweep
 
