@@ -110,6 +110,13 @@ def train(
         None, "--num-processes", help="Processes in the run (one per host or per GPU)."
     ),
     process_id: int = typer.Option(None, "--process-id", help="This process's index, 0 first."),
+    log: list[str] = typer.Option(  # noqa: B008 - typer reads it
+        None,
+        "--log",
+        help="Also log the metrics to tensorboard[:DIR] (event files, default RUN/tensorboard) "
+        "or mlflow[:STORE] (a local SQLite store, default ./mlruns); repeatable; needs "
+        "pip install 'scifm[log]'.",
+    ),
 ):
     """Train an FNO on a dataset, validating every epoch; keeps the best checkpoint.
 
@@ -129,6 +136,8 @@ def train(
     # before any JAX computation: several processes join one runtime (nothing with one)
     train_lib.initialize_distributed(coordinator, num_processes, process_id)
     strategy = train_lib.get_strategy(finetune)  # check arguments before reading data
+    log = log or []
+    train_lib.check_loggers(log)
     loss_fn = train_lib.get_loss(loss)
     if labels is not None and not physics:
         raise UserError("--labels is for --physics (how many training solutions it may use)")
@@ -196,6 +205,7 @@ def train(
         sharding=sharding,
         metadata=metadata,
         progress=BarAndPlot("train", out, train_lib.plot_curves),
+        log=log,
     )
     if jax.process_index():
         return  # process 0 reports

@@ -25,6 +25,10 @@ from scifm.train._fit import data_parallel as data_parallel
 from scifm.train._fit import fit as fit
 from scifm.train._fit import make_optimizer as make_optimizer
 from scifm.train._fit import make_train_step as make_train_step
+from scifm.train._logging import MLflow as MLflow
+from scifm.train._logging import TensorBoard as TensorBoard
+from scifm.train._logging import check_loggers as check_loggers
+from scifm.train._logging import make_loggers as make_loggers
 from scifm.train._losses import LOSSES as LOSSES
 from scifm.train._losses import get_loss as get_loss
 from scifm.train._losses import relative_l2 as relative_l2
@@ -50,6 +54,8 @@ from scifm.train._strategies import get_strategy as get_strategy
 
 __all__ = [
     "L2SP",
+    "MLflow",
+    "TensorBoard",
     "AbstractOperator",
     "ConstantCoefficients",
     "PhysicsLoss",
@@ -70,6 +76,8 @@ __all__ = [
     "data_parallel",
     "errors",
     "evaluate",
+    "check_loggers",
+    "make_loggers",
     "fit",
     "get_loss",
     "hyperparameters",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from scifm.models import OperatorModel, count_parameters
 from scifm.train import _distributed as distributed
 from scifm.train._checkpoint import hyperparameters
 from scifm.train._evaluate import errors
+from scifm.train._logging import check_loggers, make_loggers
 from scifm.train._losses import relative_l2
 from scifm.train._physics import physics_residuals
 from scifm.train._strategies import AbstractStrategy, Full
@@ -174,6 +175,7 @@ def fit(
     sharding: tuple[NamedSharding, NamedSharding] | None = None,
     metadata: dict[str, Any] | None = None,
     progress: RunProgress = NoProgress(),
+    log: Sequence[str] = (),
 ) -> dict:
     """Train ``model.net`` on ``train``, validating on ``val``; see the module docstring.
 
@@ -202,6 +204,9 @@ def fit(
         metadata: more entries for config.json (data paths, preset, ...); ``metadata["model"]``
             goes into model.json.
         progress: shown the run's steps (:class:`scifm._progress.RunBar`); default nothing.
+        log: copies of the metrics for other tools, ``"tensorboard[:DIR]"`` and
+            ``"mlflow[:STORE]"`` (:func:`scifm.train.make_loggers`; the ``log`` extra); not part
+            of the run's configuration, so a run may resume with or without them.
 
     Returns:
         The contents of result.json.
@@ -215,6 +220,7 @@ def fit(
     _check_arguments(
         train, val, epochs, batch_size, lr, eval_batch_size, validate_every, checkpoint_every
     )
+    check_loggers(log)
     for fields in (train, val):
         model.check_channels(fields.input_names, fields.output_names, fields.name or "the data")
         if hasattr(loss, "check"):
@@ -251,6 +257,7 @@ def fit(
         run.keep_metrics(lambda m: m["epoch"] <= state["epoch"])
     else:
         run, progress = distributed.Follower(), NoProgress()
+    loggers = make_loggers(log, out, config) if writer else []
 
     if sharding is not None and min(batch_size, len(train)) % sharding[0].num_devices:
         if not sharding[0].is_fully_addressable:
@@ -324,6 +331,8 @@ def fit(
                 residuals = physics_residuals(loss, distributed.local(model), val, eval_batch_size)
                 record["val_residual"] = float(np.mean(residuals))
             run.log(record)
+            for logger in loggers:
+                logger.log(record)
             if record[select] < state["best_val"]:
                 state.update(best_val=record[select], best_epoch=epoch)
                 state["best_val_rel_l2"] = record["val_rel_l2"]
@@ -336,6 +345,8 @@ def fit(
             saved = time.perf_counter()
     finally:
         progress.close()
+        for logger in loggers:
+            logger.close()
     return run.write_result(
         {
             "best_epoch": state["best_epoch"],
