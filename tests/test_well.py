@@ -28,7 +28,15 @@ def _put(group, name, array, sample=True, time=True, dims=(True, True), **extra)
     return d
 
 
-def _write_well(path, n_spatial_dims=2, grid_type="cartesian", drop=(), reshape=None):
+def _names(names, as_bytes):
+    """A list-of-strings attribute as h5py writes a list (variable-length str) or as fixed-length
+    bytes (how other writers store it)."""
+    return np.array(names, dtype="S") if as_bytes else list(names)
+
+
+def _write_well(
+    path, n_spatial_dims=2, grid_type="cartesian", drop=(), reshape=None, as_bytes=False
+):
     """A 2-D Well file: density (scalar), velocity (vector), stress (tensor), a profile that
     varies along x only, a constant permeability per trajectory, a constant and a time-varying
     scalar, periodic x and wall y boundaries. Returns the arrays written."""
@@ -47,37 +55,37 @@ def _write_well(path, n_spatial_dims=2, grid_type="cartesian", drop=(), reshape=
     if reshape:
         arrays.update(reshape)
     with h5py.File(path, "w") as f:
-        f.attrs["simulation_parameters"] = ["Reynolds"]
+        f.attrs["simulation_parameters"] = _names(["Reynolds"], as_bytes)
         f.attrs["Reynolds"] = 100.0
         f.attrs["dataset_name"] = "example_2d"
-        f.attrs["grid_type"] = grid_type
+        f.attrs["grid_type"] = grid_type.encode() if as_bytes else grid_type
         f.attrs["n_spatial_dims"] = n_spatial_dims
         f.attrs["n_trajectories"] = B
         dims = f.create_group("dimensions")
-        dims.attrs["spatial_dims"] = ["x", "y"]
+        dims.attrs["spatial_dims"] = _names(["x", "y"], as_bytes)
         _put(dims, "time", arrays["time"], sample=False, time=True, dims=None)
         _put(dims, "x", np.linspace(0, 1, H, endpoint=False), sample=False, time=False, dims=None)
         _put(dims, "y", np.linspace(0, 1, W, endpoint=False), sample=False, time=False, dims=None)
         bcs = f.create_group("boundary_conditions")
         for name, kind, axis, n in (("x_periodic", "PERIODIC", "x", H), ("y_wall", "WALL", "y", W)):
             g = bcs.create_group(name)
-            g.attrs["associated_dims"], g.attrs["associated_fields"] = [axis], []
+            g.attrs["associated_dims"], g.attrs["associated_fields"] = _names([axis], as_bytes), []
             g.attrs["bc_type"], g.attrs["sample_varying"], g.attrs["time_varying"] = kind, 0, 0
             mask = np.zeros(n, bool)
             mask[[0, -1]] = True
             g["mask"], g["values"] = mask, np.zeros(2, "f4")
         scalars = f.create_group("scalars")
-        scalars.attrs["field_names"] = ["Reynolds", "energy"]
+        scalars.attrs["field_names"] = _names(["Reynolds", "energy"], as_bytes)
         _put(scalars, "Reynolds", arrays["Reynolds"], sample=False, time=False, dims=None)
         _put(scalars, "energy", arrays["energy"], sample=True, time=True, dims=None)
         t0, t1, t2 = (f.create_group(g) for g in ("t0_fields", "t1_fields", "t2_fields"))
-        t0.attrs["field_names"] = ["density", "profile", "permeability"]
+        t0.attrs["field_names"] = _names(["density", "profile", "permeability"], as_bytes)
         _put(t0, "density", arrays["density"])
         _put(t0, "profile", arrays["profile"], dims=(True, False))
         _put(t0, "permeability", arrays["permeability"], time=False)
-        t1.attrs["field_names"] = ["velocity"]
+        t1.attrs["field_names"] = _names(["velocity"], as_bytes)
         _put(t1, "velocity", arrays["velocity"])
-        t2.attrs["field_names"] = ["stress"]
+        t2.attrs["field_names"] = _names(["stress"], as_bytes)
         _put(t2, "stress", arrays["stress"], symmetric=False, antisymmetric=False)
         for name in drop:
             del f[name]
@@ -97,9 +105,10 @@ def _state(a, b, t):
     )
 
 
-def test_a_well_file_reads_back_as_one_step_samples_exactly_as_written(tmp_path):
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_well_file_reads_back_as_one_step_samples_exactly_as_written(tmp_path, as_bytes):
     path = tmp_path / "example_2d_train.hdf5"
-    a = _write_well(path)
+    a = _write_well(path, as_bytes=as_bytes)
     state = ("density", "profile", "velocity_x", "velocity_y")
     state += ("stress_xx", "stress_xy", "stress_yx", "stress_yy")
     with data.open(path) as ds:
