@@ -140,7 +140,20 @@ def plot_forgetting(study: Study, rows: Sequence[Row]) -> Figure | None:
     fig = figure(figsize=(4.4 * nc, 3.6 * nr))
     axes = fig.subplots(nr, nc, squeeze=False)
     strategies = list(dict.fromkeys(f.strategy for f in points))
-    zero = {(r.preset, r.task): r for r in rows if r.method.kind is MethodKind.ZERO_SHOT}
+    zero = {}  # the pre-trained model's errors, mean over seeds: (retained, downstream)
+    for key in {(r.preset, r.task) for r in rows}:
+        runs = [
+            r
+            for r in rows
+            if (r.preset, r.task) == key
+            and r.method.kind is MethodKind.ZERO_SHOT
+            and r.retained_rel_l2 is not None
+        ]
+        if runs:
+            zero[key] = (
+                sum(r.retained_rel_l2 for r in runs) / len(runs),
+                sum(r.test_rel_l2 for r in runs) / len(runs),
+            )
     for i, preset in enumerate(study.presets):
         for j, task in enumerate(study.downstream):
             ax = axes[i][j]
@@ -167,8 +180,8 @@ def plot_forgetting(study: Study, rows: Sequence[Row]) -> Figure | None:
                         textcoords="offset points",
                     )
             z = zero.get((preset, task))
-            if z is not None and z.retained_rel_l2 is not None:
-                ax.plot(z.retained_rel_l2, z.test_rel_l2, "k*", ms=9, label="pre-trained")
+            if z is not None:
+                ax.plot(*z, "k*", ms=9, label="pre-trained")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
