@@ -180,10 +180,10 @@ class SavingInterval:
     unreached: int
 
     def text(self) -> str:
+        if self.seeds < 2:
+            return "one seed"
         if self.unreached:
             return f"{self.unreached} of {self.seeds} seeds never reach it"
-        if self.lo is None:
-            return "one seed"
         return f"{'>= ' if self.bound else ''}{self.lo:.3g}x to {self.hi:.3g}x ({self.seeds} seeds)"
 
     def decides(self, value: float) -> int:

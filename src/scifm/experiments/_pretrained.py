@@ -28,6 +28,7 @@ from scifm.experiments._sweep import _finished, _saved_study, data_path
 from scifm.train import evaluate, load
 
 RESOLUTIONS = (32, 64, 128)
+WEAK = 0.3  # a pre-training task the card calls not learned above this test error
 
 
 def pack_pretrained(
@@ -110,6 +111,7 @@ def pack_pretrained(
         "name": name,
         "preset": preset,
         "parameters": result["parameters"],
+        "modes": hyper["modes"],
         "resolution": study.resolution,
         "input_names": hyper["input_names"],
         "output_names": hyper["output_names"],
@@ -188,15 +190,22 @@ def card_markdown(card: dict) -> str:
     ]
     for d in card["downstream"]:
         ns = sorted(set(d["finetune"]) | set(d["scratch"]), key=int)
+        if "examples_saved" not in d:
+            verdict = "."
+        elif d["n_finetuning_needs"] == "not reached":
+            verdict = (
+                "; fine-tuning does not reach scratch's error at the largest n (no examples "
+                "saved on this grid of n)."
+            )
+        else:
+            verdict = (
+                f"; fine-tuning reaches scratch's error at the largest n with "
+                f"{d['n_finetuning_needs']} examples ({d['examples_saved']} saved)."
+            )
         md += [
             f"**{d['task']}**: {d['label']} ({d['shift']}); zero-shot error "
             + ("—" if d["zero_shot"] is None else f"{d['zero_shot']:.3g}")
-            + (
-                f"; fine-tuning reaches scratch's error at the largest n with "
-                f"{d['n_finetuning_needs']} examples ({d['examples_saved']} saved)."
-                if "examples_saved" in d
-                else "."
-            ),
+            + verdict,
             "",
             "| n | " + " | ".join(str(n) for n in ns) + " |",
             "| --- | " + " | ".join("---" for _ in ns) + " |",
@@ -204,13 +213,30 @@ def card_markdown(card: dict) -> str:
             "| scratch | " + " | ".join(_e(d["scratch"].get(n)) for n in ns) + " |",
             "",
         ]
+    own = card["test_rel_l2"]
+    weak = [t for t in tasks if own[t] > WEAK]
+    by_grid = card["test_rel_l2_by_resolution"]
+    spread = max(abs(by_grid[r][t] / own[t] - 1) for r in resolutions for t in tasks)
+    md += ["## What it is not good at", ""]
+    if weak:
+        md.append(
+            f"- Its own pre-training tasks where its test error is above {WEAK:g}: "
+            + ", ".join(f"{card['tasks'][t]} ({own[t]:.3g})" for t in weak)
+            + ": it has not learned them in this training; fine-tune it before use there."
+        )
     md += [
-        "## What it is not good at",
-        "",
         "- Periodic boundaries only: it has never seen a wall or a Dirichlet boundary (PDEBench's "
         "Darcy files are not its problems).",
-        f"- Problems outside its ranges: zero-shot errors on the tasks above are what it does "
-        f"unaided; fine-tune it. Other grids than {res}x{res} cost accuracy (the table above).",
+        "- Problems outside its ranges: the zero-shot errors above are what it does unaided; "
+        "fine-tune it.",
+        (
+            f"- Other grids: on these problems its error moves by at most {spread:.1%} between "
+            f"{resolutions[0]}x{resolutions[0]} and {resolutions[-1]}x{resolutions[-1]} (their "
+            "sources are band-limited, so each grid samples the same function); data with "
+            f"detail above its {card['modes']} Fourier modes per direction is another matter."
+            if spread < 0.05
+            else f"- Other grids than {res}x{res} cost accuracy (the table above)."
+        ),
         "- One seed and one size: its numbers are one training run's; the transfer studies with "
         "`seeds` measure the spread.",
         "",
