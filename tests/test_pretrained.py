@@ -104,6 +104,22 @@ def test_a_shipped_model_is_listed_and_fine_tuned_by_its_name(packed, monkeypatc
     assert not (d / "refused").exists()
 
 
+@pytest.mark.xdist_group("pretrained-pack")
+def test_a_rerun_of_the_study_makes_the_same_weights(packed):
+    d, folder = packed
+    again = d / "again"
+    study = load_study("demo", TINY)
+    with jax.enable_x64(False):
+        experiments.prepare(study, again)
+        point = experiments.Point(experiments.PointKind.PRETRAIN, "fno-64k")
+        experiments.run_point(again, point.to_dict())
+    weights = (again / point.directory / "checkpoint.eqx").read_bytes()
+    assert (
+        hashlib.sha256(weights).hexdigest()
+        == json.loads((folder / "card.json").read_text())["sha256"]
+    )
+
+
 SHIPPED = "fno-1m-mix64"
 
 
