@@ -37,9 +37,10 @@ def test_metrics_reach_tensorboard_and_mlflow_as_metrics_jsonl_has_them(files, c
 
     d, args = files
     run, store = d / "run", d / "mlruns"
+    loggers = ["--log", "tensorboard", "--log", f"mlflow:{store}"]
     with jax.enable_x64(False):
-        code = main([*args, "--epochs", "3", "--out", str(run)] + ["--log", "tensorboard"])
-        assert code == 0
+        assert main([*args, "--epochs", "3", "--out", str(run), *loggers]) == 0
+    capsys.readouterr()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     expected = {r["step"]: r["val_rel_l2"] for r in rows}
     (events,) = (run / "tensorboard").glob("events.out.tfevents.*")
@@ -51,17 +52,12 @@ def test_metrics_reach_tensorboard_and_mlflow_as_metrics_jsonl_has_them(files, c
                 seen[event.step] = value.simple_value
     assert seen.keys() == expected.keys() and len(seen) == 3
     assert all(seen[s] == pytest.approx(v, rel=1e-6) for s, v in expected.items())  # float32
-    # an MLflow run in a local SQLite store, its configuration as parameters
-    with jax.enable_x64(False):
-        code = main([*args, "--epochs", "2", "--out", str(d / "run2"), "--log", f"mlflow:{store}"])
-        assert code == 0
-    capsys.readouterr()
+    # the same run in a local SQLite MLflow store, its configuration as parameters
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     (found,) = client.search_runs([client.get_experiment_by_name("scifm").experiment_id])
-    assert found.info.run_name == "run2" and found.info.status == "FINISHED"
+    assert found.info.run_name == "run" and found.info.status == "FINISHED"
     assert found.data.params["lr"] == "0.001" and found.data.params["model.width"] == "16"
     history = client.get_metric_history(found.info.run_id, "val_rel_l2")
-    rows = [json.loads(line) for line in (d / "run2" / "metrics.jsonl").read_text().splitlines()]
     assert [(m.step, m.value) for m in history] == [(r["step"], r["val_rel_l2"]) for r in rows]
 
 
