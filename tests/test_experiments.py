@@ -20,27 +20,12 @@ from dataclasses import replace
 import jax
 import numpy as np
 import pytest
+from _studies import TINY
 
 from scifm import RunConflict, RunError, data, experiments, pdes
 from scifm._runs import RunDirectory
 from scifm.cli import main
 from scifm.experiments import Method, Point, Row, Status, Study, _sweep, load_study
-
-TINY = [
-    "resolution=16",
-    'presets=["fno-64k"]',
-    'downstream=["poisson-ood"]',
-    "n_values=[4, 8]",
-    "lr_grid=[1e-3, 3e-3]",
-    "steps=6",
-    "validations=2",
-    "n_val=8",
-    "n_test=8",
-    "pretrain.n=32",
-    "pretrain.n_val=8",
-    "pretrain.epochs=2",
-    'strategies=["full"]',
-]
 
 
 def scifm(capsys, *args):

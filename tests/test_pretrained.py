@@ -9,27 +9,12 @@ import json
 import jax
 import numpy as np
 import pytest
+from _studies import ONE_RATE as TINY
 
 from scifm import data, experiments, models, train
 from scifm.cli import main
 from scifm.experiments import load_study
 from scifm.models import _pretrained
-
-TINY = [
-    "resolution=16",
-    'presets=["fno-64k"]',
-    'downstream=["poisson-ood"]',
-    "n_values=[4, 8]",
-    "lr_grid=[1e-3]",
-    "steps=6",
-    "validations=2",
-    "n_val=8",
-    "n_test=8",
-    "pretrain.n=32",
-    "pretrain.n_val=8",
-    "pretrain.epochs=2",
-    'strategies=["full"]',
-]
 
 
 @pytest.fixture(scope="module")

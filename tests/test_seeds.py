@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from _studies import ONE_RATE
 
 from scifm import data, experiments
 from scifm.experiments import Method, Point, PointKind, load_study
@@ -121,21 +122,7 @@ def test_a_seed_that_never_reaches_or_only_bounds_the_saving_is_said():
 
 
 def test_two_seed_sweep_extends_a_one_seed_sweep_and_reports_intervals(tmp_path):
-    tiny = [
-        "resolution=16",
-        'presets=["fno-64k"]',
-        'downstream=["poisson-ood"]',
-        "n_values=[4, 8]",
-        "lr_grid=[1e-3]",
-        "steps=6",
-        "validations=2",
-        "n_val=8",
-        "n_test=8",
-        "pretrain.n=32",
-        "pretrain.n_val=8",
-        "pretrain.epochs=2",
-        'strategies=["full"]',
-    ]
+    tiny = ONE_RATE
     out = tmp_path / "s"
     experiments.sweep(load_study("demo", tiny), out, progress=False)
     done = {p: p.stat().st_mtime_ns for p in out.glob("runs/**/point.json")}
