@@ -26,6 +26,7 @@ from scifm.data._schema import (
     REFERENCE_TENSOR_WIDTHS,
     Layout,
 )
+from scifm.data._views import LazySamples
 from scifm.pdes import COEFFICIENT_NAMES
 
 # The reference code (neuraloperators-TL-scaling) stores `tensor` (N, P) with P by system:
@@ -149,7 +150,7 @@ def _channel_names(path: Path, d: h5py.Dataset, default: tuple[str, ...]) -> tup
     return names
 
 
-class _Channels:
+class _Channels(LazySamples):
     """A lazy channel slice ``source[:, channels]`` of an HDF5 dataset (N, C, H, W)."""
 
     def __init__(self, source: h5py.Dataset, channels: slice):
@@ -158,18 +159,13 @@ class _Channels:
         self.shape = (n, len(range(c)[channels]), h, w)
         self.dtype = source.dtype
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if isinstance(index, tuple):
-            raise IndexError("index samples only, e.g. data.inputs[10:20]")
+    def read(self, index) -> np.ndarray:
         if isinstance(index, int | np.integer):
             return self._source[index, self._channels]
         return self._source[index][:, self._channels]
 
 
-class _ForcingAndCoefficient:
+class _ForcingAndCoefficient(LazySamples):
     """PDEBench Darcy inputs, lazily: ``(f, a)`` per sample, ``f = beta`` everywhere, ``a = nu``."""
 
     def __init__(self, nu: h5py.Dataset, beta: float):
@@ -178,12 +174,7 @@ class _ForcingAndCoefficient:
         self.shape = (n, 2, h, w)
         self.dtype = nu.dtype
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if isinstance(index, tuple):
-            raise IndexError("index samples only, e.g. data.inputs[10:20]")
+    def read(self, index) -> np.ndarray:
         a = self._nu[index]
         return np.stack([np.full_like(a, self._beta), a], axis=-3)
 

@@ -31,6 +31,7 @@ import numpy as np
 from scifm._checks import UserError
 from scifm.data._schema import WELL_DATASETS as DATASETS
 from scifm.data._schema import WELL_FIELD_GROUPS as FIELD_GROUPS
+from scifm.data._views import LazySamples
 
 
 def _text(value) -> str:
@@ -82,7 +83,7 @@ class _Field:
         return np.moveaxis(block, -1, 1).astype(np.float32)
 
 
-class WellSteps:
+class WellSteps(LazySamples):
     """Lazy (N, C, H, W) fields of a Well file at step ``t + offset`` of sample ``(b, t)``."""
 
     def __init__(self, fields: list[_Field], windows: int, n: int, grid, offset: int):
@@ -90,14 +91,9 @@ class WellSteps:
         self.shape = (n, sum(len(f.names) for f in fields), *grid)
         self.dtype = np.dtype(np.float32)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if isinstance(index, tuple):
-            raise IndexError("index samples only, e.g. data.inputs[10:20]")
+    def read(self, index) -> np.ndarray:
         if isinstance(index, int | np.integer):
-            return self[np.array([index])][0]
+            return self.read(np.array([index]))[0]
         rows = np.arange(len(self))[index]
         out = np.empty((len(rows), *self.shape[1:]), np.float32)
         b, t = np.divmod(rows, self._windows)
