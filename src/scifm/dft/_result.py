@@ -53,13 +53,9 @@ class GroundState:
         self-consistency)."""
         h = self.hamiltonian
         lattice = h.basis.crystal.lattice
-
-        def energy(cart):
-            return h.energy_terms(
-                self.coeffs, self.occupations, cart @ np.linalg.inv(lattice), self.temperature
-            )["total_energy"]
-
-        forces = -np.asarray(jax.grad(energy)(jnp.asarray(self.positions @ lattice)))
+        cart = jnp.asarray(self.positions @ lattice)
+        gradient = _energy_gradient(h, self.coeffs, self.occupations, cart, self.temperature)
+        forces = -np.asarray(gradient)
         if h.symmetry is not None:  # irreducible k-points: only the symmetrised force is exact
             forces = h.symmetry.symmetrise_forces(forces, lattice)
         return forces
@@ -89,6 +85,18 @@ class GroundState:
             "converged": self.converged,
             **self.self_diagonalisation(),
         }
+
+
+@eqx.filter_jit
+def _energy_gradient(h: Hamiltonian, coeffs, occupations, cart, temperature):
+    """d E_total / d (Cartesian positions) at fixed orbitals and occupations, one compiled
+    program (eagerly, every operation of the gradient would compile on its own)."""
+    to_reduced = jnp.asarray(np.linalg.inv(h.basis.crystal.lattice))
+
+    def energy(x):
+        return h.energy_terms(coeffs, occupations, x @ to_reduced, temperature)["total_energy"]
+
+    return jax.grad(energy)(cart)
 
 
 def subspace_matrices(h: Hamiltonian, coeffs, occupations, positions):

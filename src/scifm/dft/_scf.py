@@ -69,7 +69,8 @@ def scf(
     every band's residual norm ``|H c - e c|`` is below ``sqrt(tolerance)`` Ha.
     """
     positions = jnp.asarray(h.basis.crystal.positions)
-    rho = jnp.full(h.g2.shape, h.electrons / h.volume)
+    # strongly typed, as _pulay returns it (else the first cycle compiles on its own)
+    rho = jnp.full(h.g2.shape, h.electrons / h.volume, dtype=jnp.float64)
     inputs, residuals, energies = [], [], []
     iterative = isinstance(eigensolver, LOBPCG)
     if iterative:
@@ -89,8 +90,8 @@ def scf(
                 h, rho, positions, bands, temperature
             )
         free = float(terms["free_energy"])
-        residual = rho_out - rho
-        error = float(jnp.sum(jnp.abs(residual))) * h.volume / h.points
+        residual = np.asarray(rho_out) - np.asarray(rho)
+        error = float(np.sum(np.abs(residual))) * h.volume / h.points
         progress.step(free, 1)
         calm = calm + 1 if energies and abs(free - energies[-1]) < tolerance else 0
         energies.append(free)
@@ -124,15 +125,17 @@ def _random_orbitals(h: Hamiltonian, count: int):
 
 
 def _pulay(inputs, residuals, mixing):
+    """Pulay (DIIS) mixing of the last densities, on the host: a few small arrays whose count
+    changes every cycle (eagerly in JAX, each count would compile its own operations)."""
+    inputs = [np.asarray(x) for x in inputs]
+    residuals = [np.asarray(x) for x in residuals]
     n = len(inputs)
-    r = jnp.stack([x.ravel() for x in residuals])
-    overlap = np.asarray(r @ r.T)
+    r = np.stack([x.ravel() for x in residuals])
     a = np.ones((n + 1, n + 1))
-    a[:n, :n] = overlap
+    a[:n, :n] = r @ r.T
     a[n, n] = 0.0
     rhs = np.zeros(n + 1)
     rhs[n] = 1.0
     coefficients = np.linalg.lstsq(a, rhs, rcond=None)[0][:n]
     mixed = sum(c * (x + mixing * res) for c, x, res in zip(coefficients, inputs, residuals, strict=True))
-    return jnp.maximum(mixed, 0.0)
-
+    return jnp.asarray(np.maximum(mixed, 0.0))
