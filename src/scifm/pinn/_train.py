@@ -32,7 +32,13 @@ from ._problems import AbstractProblem
 def make_model(problem: AbstractProblem, *, width: int = 128, depth: int = 4, key: Array):
     """``HardConstraint(MLP)`` for ``problem``: zero on its boundary by construction."""
     dtype = problem.solution.coeffs.dtype
-    return HardConstraint(MLP(problem.dim, width, depth, key=key, dtype=dtype), problem.radial)
+    return HardConstraint(_mlp(problem.dim, width, depth, key, dtype), problem.radial)
+
+
+@eqx.filter_jit
+def _mlp(dim: int, width: int, depth: int, key: Array, dtype) -> MLP:
+    # one compiled call (eagerly, each layer's initialiser compiles for its shape)
+    return MLP(dim, width, depth, key=key, dtype=dtype)
 
 
 def residuals(model, problem: AbstractProblem, estimator, x: Array, key: Array) -> Array:

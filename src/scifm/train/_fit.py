@@ -72,6 +72,13 @@ def make_optimizer(strategy: AbstractStrategy = Full()) -> optax.GradientTransfo
     return strategy.wrap(optax.chain(optax.scale_by_adam(), _scale_by_learning_rate_argument()))
 
 
+@eqx.filter_jit
+def _init_optimizer(strategy: AbstractStrategy, params):
+    """The optimiser state of ``params``, in one compiled call (eagerly, every operation of
+    a strategy's state, e.g. SPIDER's ranks, would compile once per tensor shape)."""
+    return make_optimizer(strategy).init(params)
+
+
 def _update(optimizer, loss_fn, model: OperatorModel, opt_state, f, c, u, lr):
     """One Adam step on ``loss_fn(model(f, c), u)`` (``loss_fn(pred, u, f, c)`` for a loss that
     ``uses_inputs``, e.g. a physics residual); only ``model.net`` trains."""
@@ -247,7 +254,7 @@ def fit(
     writer = distributed.is_writer()
     steps_per_epoch = len(epoch_batches(len(train), batch_size, seed, 0))
     total_steps = epochs * steps_per_epoch
-    opt_state = make_optimizer(strategy).init(eqx.filter(model.net, eqx.is_inexact_array))
+    opt_state = _init_optimizer(strategy, eqx.filter(model.net, eqx.is_inexact_array))
     state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "seconds": 0.0}
     saved_state = run.load_state((model, opt_state))
     if saved_state is not None:
