@@ -92,22 +92,23 @@ def make_step(problem, estimator, optimizer, batch_size: int) -> Callable:
     return step
 
 
+@eqx.filter_jit
+def _squared_errors(model, problem: AbstractProblem, key: Array, m: int):
+    # module-level: compiled once per (model, problem, m) shape, not at every evaluation
+    x = problem.sample(key, m)
+    u, ref = jax.vmap(model)(x), jax.vmap(problem.exact)(x)
+    return jnp.sum((u - ref) ** 2), jnp.sum(ref**2)
+
+
 def relative_l2(model, problem: AbstractProblem, *, key: Array, n: int = 20_000) -> float:
     """``|u - u*|_2 / |u*|_2`` on ``n`` test points, drawn and evaluated in batches so that
     at most ~2e7 coordinates are in memory (never ``n x d`` at once)."""
     batch = max(1, min(n, 20_000_000 // problem.dim))
-
-    @eqx.filter_jit
-    def partial(model, k, m):
-        x = problem.sample(k, m)
-        u, ref = jax.vmap(model)(x), jax.vmap(problem.exact)(x)
-        return jnp.sum((u - ref) ** 2), jnp.sum(ref**2)
-
     num = den = 0.0
     evaluated = batch_index = 0
     while evaluated < n:
         m = min(batch, n - evaluated)
-        e, r = partial(model, jax.random.fold_in(key, batch_index), m)
+        e, r = _squared_errors(model, problem, jax.random.fold_in(key, batch_index), m)
         num, den = num + float(e), den + float(r)
         evaluated, batch_index = evaluated + m, batch_index + 1
     return math.sqrt(num / den)
