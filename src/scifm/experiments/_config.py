@@ -14,8 +14,6 @@ refuses it too and a refused study creates nothing. The resolved study is saved 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 import typing
 import zlib
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Any
 
 from scifm import pdes
 from scifm._checks import UserError, check_count, check_counts, check_nonempty, check_positive
+from scifm._config import apply_overrides, build, plain, read_json_config, read_toml, shipped_names
 from scifm.experiments._points import MethodKind, Point, PointKind
 from scifm.models import get_preset
 from scifm.pdes import check_resolution
@@ -42,6 +41,17 @@ class Task:
     system: str
     options: dict[str, Any] = field(default_factory=dict)
     shift: str = ""
+
+    @classmethod
+    def from_table(cls, data: dict, where: str) -> dict:
+        """A task's TOML table: ``system``, ``shift`` and the system's options beside them."""
+        if data.get("system") is None:
+            raise UserError(f"{where.rstrip('.') or 'a task'}: a task needs a 'system' key")
+        return {
+            "system": data["system"],
+            "shift": data.get("shift", ""),
+            "options": {k: v for k, v in data.items() if k not in ("system", "shift")},
+        }
 
     def build(self) -> pdes.AbstractPDESystem:
         """The PDE system; a wrong option names the valid ones."""
@@ -288,16 +298,16 @@ class Study:
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = _plain(dataclasses.asdict(self))
+        d = plain(dataclasses.asdict(self))
         d["tasks"] = {
-            name: {"system": t.system, "shift": t.shift, **_plain(t.options)}
+            name: {"system": t.system, "shift": t.shift, **plain(t.options)}
             for name, t in self.tasks.items()
         }
         return d
 
     @classmethod
     def from_dict(cls, data: dict) -> Study:
-        return _build(cls, data, "")
+        return build(cls, data)
 
 
 def _check_name(what: str, name: str) -> None:
@@ -319,112 +329,14 @@ def _check_list(name: str, values: tuple) -> None:
         seen.append(v)
 
 
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls, data, where: str):
-    """``cls(**data)``, strictly typed; errors name the key and the valid keys."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where.rstrip('.') or 'the study'} must be a table, got {data!r}")
-    if cls is Task:
-        data = {
-            "system": data.get("system"),
-            "shift": data.get("shift", ""),
-            "options": {k: v for k, v in data.items() if k not in ("system", "shift")},
-        }
-        if data["system"] is None:
-            raise UserError(f"{where.rstrip('.')}: a task needs a 'system' key")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise UserError(f"unknown key '{where}{unknown[0]}'; valid keys: {', '.join(fields)}")
-    missing = [
-        n
-        for n, f in fields.items()
-        if n not in data
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise UserError(f"missing key '{where}{missing[0]}'")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _coerce(hints[k], v, f"{where}{k}") for k, v in data.items()})
-
-
-def _coerce(kind, value, where: str):
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if dataclasses.is_dataclass(kind):
-        return _build(kind, value, where + ".")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise UserError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(args[0], v, where) for v in value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{where} must be a table, got {value!r}")
-        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if kind is Any:
-        return value
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, str, bool) and type(value) is kind:
-        return value
-    raise UserError(f"{where} must be {kind.__name__}, got {value!r}")
-
-
 # -- reading ---------------------------------------------------------------------------------------
 def builtin_studies() -> list[str]:
     """Names of the studies shipped with scifm (``scifm sweep NAME``)."""
-    folder = resources.files("scifm.experiments") / "configs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped_names(_configs())
 
 
-def _read_toml(source: str | Path, seen: tuple = ()) -> dict:
-    path = Path(source)
-    if path.suffix != ".toml" or not path.exists():
-        if str(source) not in builtin_studies():
-            raise UserError(
-                f"no study file {source}; give a .toml path or one of: {', '.join(builtin_studies())}"
-            )
-        path = Path(str(resources.files("scifm.experiments") / "configs" / f"{source}.toml"))
-    if path.resolve() in seen:
-        raise UserError(f"{path}: circular 'base'")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path} is not valid TOML: {e}") from None
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    if not isinstance(base, str):
-        raise UserError(f"{path}: base must be a study name or path, got {base!r}")
-    candidate = path.parent / base
-    base_source = candidate if candidate.suffix == ".toml" and candidate.exists() else base
-    return _merge(_read_toml(base_source, (*seen, path.resolve())), data)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"pretrain.epochs=5"`` -> (["pretrain", "epochs"], 5); values are TOML (bare words: strings)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"override must look like key.sub=value, got {text!r}")
-    try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    return key.strip().split("."), parsed
+def _configs() -> Path:
+    return Path(str(resources.files("scifm.experiments") / "configs"))
 
 
 def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Study:
@@ -435,18 +347,8 @@ def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> Stud
     """
     path = Path(source)
     if path.suffix == ".json":  # a sweep's study.json
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserError(f"{path} is not valid JSON (a corrupt study file)") from None
+        data = read_json_config(path, "study")
     else:
-        data = _read_toml(source)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise UserError(f"override {text!r}: {k} is not a table")
-        node[keys[-1]] = value
+        data = read_toml(source, _configs(), "study")
+    apply_overrides(data, overrides)
     return Study.from_dict(data)
