@@ -67,9 +67,13 @@ def _scale_by_learning_rate_argument() -> optax.GradientTransformationExtraArgs:
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def make_optimizer(strategy: AbstractStrategy = Full()) -> optax.GradientTransformation:
-    """Adam, scaled by the ``learning_rate`` passed to each update, wrapped by ``strategy``."""
-    return strategy.wrap(optax.chain(optax.scale_by_adam(), _scale_by_learning_rate_argument()))
+def make_optimizer(
+    strategy: AbstractStrategy = Full(), base: optax.GradientTransformation | None = None
+) -> optax.GradientTransformation:
+    """``base`` (default Adam's scaling, ``optax.scale_by_adam()``), then the ``learning_rate``
+    passed to each update, wrapped by ``strategy``."""
+    base = optax.scale_by_adam() if base is None else base
+    return strategy.wrap(optax.chain(base, _scale_by_learning_rate_argument()))
 
 
 @eqx.filter_jit

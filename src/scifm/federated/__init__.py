@@ -1,0 +1,77 @@
+"""Federated pre-training of neural operators across data holders who cannot share data.
+
+    from scifm import federated
+    model = federated.initial_model(clients, preset="fno-64k")
+    result = federated.simulate(model, clients, "runs/fed", algorithm=federated.Scaffold(),
+                                aggregator=federated.Median(), rounds=20, local_steps=10)
+
+Algorithms (FedAvg, FedProx, SCAFFOLD, FedOpt) and aggregation rules (mean, median, trimmed
+mean, Krum) are objects; a round of K clients is one compiled call. Studies (``scifm federated
+study``) compare them with centralised and local-only training.
+"""
+
+from scifm.federated._aggregate import AGGREGATORS as AGGREGATORS
+from scifm.federated._aggregate import AbstractAggregator as AbstractAggregator
+from scifm.federated._aggregate import Krum as Krum
+from scifm.federated._aggregate import Mean as Mean
+from scifm.federated._aggregate import Median as Median
+from scifm.federated._aggregate import TrimmedMean as TrimmedMean
+from scifm.federated._aggregate import flatten_clients as flatten_clients
+from scifm.federated._algorithms import ALGORITHMS as ALGORITHMS
+from scifm.federated._algorithms import AbstractAlgorithm as AbstractAlgorithm
+from scifm.federated._algorithms import FedAdam as FedAdam
+from scifm.federated._algorithms import FedAvg as FedAvg
+from scifm.federated._algorithms import FedAvgM as FedAvgM
+from scifm.federated._algorithms import FedOpt as FedOpt
+from scifm.federated._algorithms import FedProx as FedProx
+from scifm.federated._algorithms import Scaffold as Scaffold
+from scifm.federated._attacks import ATTACKS as ATTACKS
+from scifm.federated._attacks import AbstractAttack as AbstractAttack
+from scifm.federated._attacks import NoAttack as NoAttack
+from scifm.federated._attacks import PoisonedData as PoisonedData
+from scifm.federated._attacks import RandomNoise as RandomNoise
+from scifm.federated._attacks import ScaledUpdate as ScaledUpdate
+from scifm.federated._attacks import SignFlip as SignFlip
+from scifm.federated._simulate import CLIENT_OPTIMIZERS as CLIENT_OPTIMIZERS
+from scifm.federated._simulate import SGD as SGD
+from scifm.federated._simulate import Adam as Adam
+from scifm.federated._simulate import client_batches as client_batches
+from scifm.federated._simulate import federated_normalizer as federated_normalizer
+from scifm.federated._simulate import federated_round as federated_round
+from scifm.federated._simulate import initial_model as initial_model
+from scifm.federated._simulate import message_bytes as message_bytes
+from scifm.federated._simulate import simulate as simulate
+
+__all__ = [
+    "AGGREGATORS",
+    "ALGORITHMS",
+    "ATTACKS",
+    "AbstractAggregator",
+    "AbstractAlgorithm",
+    "AbstractAttack",
+    "Adam",
+    "CLIENT_OPTIMIZERS",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedOpt",
+    "FedProx",
+    "Krum",
+    "Mean",
+    "Median",
+    "NoAttack",
+    "PoisonedData",
+    "RandomNoise",
+    "SGD",
+    "Scaffold",
+    "ScaledUpdate",
+    "SignFlip",
+    "TrimmedMean",
+    "client_batches",
+    "federated_normalizer",
+    "federated_round",
+    "flatten_clients",
+    "initial_model",
+    "message_bytes",
+    "simulate",
+]

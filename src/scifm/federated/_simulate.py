@@ -1,0 +1,402 @@
+"""The in-process federation: K clients of one architecture stepped together, round by round.
+
+One round is one compiled call: the clients' local training is ``jax.vmap`` over clients of a
+``jax.lax.scan`` over their E local steps, followed by the attack (if any), the aggregation
+and the server step. It is deterministic: batches come from each client's own seeded stream
+(:func:`scifm.data.epoch_batches` by ``(seed_k, epoch)``, continued across rounds), the
+learning rate from the cosine schedule over all ``rounds * E`` steps, the attack's noise from
+``(seed, round)``. The run directory (:mod:`scifm._runs`) holds the global model, the server
+state and every client's state after each round; a killed run resumes at its last round and
+ends with the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scifm._checks import UserError, check_count, check_positive
+from scifm._progress import NoProgress, RunProgress
+from scifm._runs import DivergenceError, RunDirectory
+from scifm.data import FieldSet, epoch_batches
+from scifm.federated._aggregate import AbstractAggregator, Mean, flatten_clients
+from scifm.federated._algorithms import AbstractAlgorithm, FedAvg, tree_sub, tree_zeros
+from scifm.federated._attacks import AbstractAttack, NoAttack, attack_updates
+from scifm.models import Normalizer, OperatorModel, count_parameters, get_preset
+from scifm.train import cosine_lr, errors, hyperparameters, make_optimizer, relative_l2
+
+
+class Adam(eqx.Module):
+    """Clients train with Adam (scifm's training optimiser)."""
+
+    name: ClassVar[str] = "adam"
+
+    def transformation(self) -> optax.GradientTransformation:
+        return make_optimizer()
+
+
+class SGD(eqx.Module):
+    """Clients train with SGD, with heavy-ball ``momentum`` (0: plain SGD, as SCAFFOLD's
+    analysis assumes)."""
+
+    momentum: float = 0.0
+    name: ClassVar[str] = "sgd"
+
+    def __check_init__(self):
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"sgd momentum must be in [0, 1), got {self.momentum!r}")
+
+    def transformation(self) -> optax.GradientTransformation:
+        base = optax.trace(self.momentum) if self.momentum else optax.identity()
+        return make_optimizer(base=base)
+
+
+CLIENT_OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def describe(obj: eqx.Module) -> dict:
+    """An algorithm, rule, attack or optimiser as JSON: its name and its settings."""
+    return {"name": obj.name, **{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}}
+
+
+def _stacked(tree, k: int):
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (k, *jnp.shape(x))), tree)
+
+
+@eqx.filter_jit
+def _init_clients(algorithm, optimizer, net, k: int):
+    params = eqx.filter(net, eqx.is_inexact_array)
+    single = (optimizer.transformation().init(params), algorithm.init_client(params))
+    return _stacked(single, k), algorithm.init_server(params)
+
+
+@eqx.filter_jit
+def federated_round(
+    algorithm: AbstractAlgorithm,
+    aggregator: AbstractAggregator,
+    attack: AbstractAttack,
+    optimizer,
+    loss_fn: Callable,
+    model: OperatorModel,
+    server,
+    clients,
+    batches,
+    lrs,
+    weights,
+    bad,
+    key,
+):
+    """One round: local training of every client (vmapped), attack, aggregation, server step.
+
+    Args:
+        batches: ``(f, c, u)`` with leading axes ``(K, E, B)``.
+        lrs: the E local steps' learning rates.
+        weights: the clients' aggregation weights (their example counts).
+        bad: one boolean per client: whose update the attack replaces.
+
+    Returns:
+        ``(model, server, clients, losses)``: the new global model, server and client states,
+        and each client's mean training loss over its local steps.
+    """
+    params, static = eqx.partition(model.net, eqx.is_inexact_array)
+    tx = optimizer.transformation()
+
+    def local(client, f, c, u):
+        opt_state, extra = client
+
+        def step(carry, xs):
+            p, o, acc = carry
+            fb, cb, ub, lr = xs
+
+            def objective(p):
+                m = eqx.tree_at(lambda m: m.net, model, eqx.combine(p, static))
+                data_loss = loss_fn(jax.vmap(m)(fb, cb), ub)
+                return data_loss + algorithm.penalty(p, params), data_loss
+
+            (_, data_loss), g = jax.value_and_grad(objective, has_aux=True)(p)
+            if algorithm.tracks_gradients:
+                acc = jax.tree.map(lambda a, x: a + lr * x, acc, g)
+            g = algorithm.correct(g, extra, server)
+            updates, o = tx.update(g, o, p, learning_rate=lr)
+            return (optax.apply_updates(p, updates), o, acc), data_loss
+
+        acc = tree_zeros(params) if algorithm.tracks_gradients else None
+        (p, opt_state, acc), losses = jax.lax.scan(step, (params, opt_state, acc), (f, c, u, lrs))
+        delta = tree_sub(p, params)
+        mean_gradient = (
+            jax.tree.map(lambda a: a / jnp.sum(lrs), acc) if algorithm.tracks_gradients else None
+        )
+        extra_after = algorithm.after_local(extra, server, delta, mean_gradient)
+        return delta, (opt_state, extra_after), jnp.mean(losses)
+
+    deltas, after, losses = jax.vmap(local)(clients, *batches)
+    deltas = attack_updates(attack, deltas, bad, key)
+    rows, unflatten = flatten_clients(deltas)
+    update = unflatten(aggregator(rows, weights.astype(rows.dtype)))
+    params, server = algorithm.server_step(params, update, server, clients[1], after[1])
+    model = eqx.tree_at(lambda m: m.net, model, eqx.combine(params, static))
+    return model, server, after, losses
+
+
+def client_batches(n: int, batch_size: int, seed: int, first: int, count: int) -> np.ndarray:
+    """Sample indices of a client's steps ``first .. first + count - 1`` (count, batch): its
+    epochs of :func:`scifm.data.epoch_batches` taken one after another, as ``fit`` does."""
+    per_epoch = n // batch_size
+    out = []
+    for s in range(first, first + count):
+        epoch, k = divmod(s, per_epoch)
+        out.append(epoch_batches(n, batch_size, seed, epoch + 1)[k])
+    return np.stack(out)
+
+
+def message_bytes(algorithm: AbstractAlgorithm, net) -> int:
+    """Bytes a client sends (and receives) per round: the trainable weights in their dtype,
+    times the model-sized messages of the algorithm (2 for SCAFFOLD)."""
+    leaves = jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array))
+    return algorithm.messages * sum(int(x.size) * x.dtype.itemsize for x in leaves)
+
+
+def _check(model, clients, names, batch_size, aggregator, bad, evaluate) -> None:
+    if not clients:
+        raise UserError("a federation needs at least one client")
+    if len(names) != len(clients) or len(set(names)) != len(names):
+        raise UserError(f"give one distinct name per client, got {list(names)}")
+    first = clients[0]
+    shape = tuple(first.inputs.shape[1:]), tuple(first.outputs.shape[1:])
+    for name, data in zip(names, clients, strict=True):
+        model.check_channels(data.input_names, data.output_names, f"client {name}")
+        other = tuple(data.inputs.shape[1:]), tuple(data.outputs.shape[1:])
+        if other != shape:
+            raise UserError(
+                f"client {name} holds fields {other[0]} -> {other[1]} but client {names[0]} "
+                f"holds {shape[0]} -> {shape[1]}; every client of one federation needs the same "
+                "channels and grid"
+            )
+        if len(data) < batch_size:
+            raise UserError(
+                f"client {name} holds {len(data)} samples, fewer than the batch size "
+                f"{batch_size}; lower batch_size or give it more data"
+            )
+    for i in bad:
+        if not 0 <= i < len(clients):
+            raise UserError(f"bad client index {i} is not one of the {len(clients)} clients")
+    aggregator.check(len(clients), len(set(bad)))
+    for name, data in evaluate.items():
+        model.check_channels(data.input_names, data.output_names, f"evaluation set {name}")
+
+
+def simulate(
+    model: OperatorModel,
+    clients: Sequence[FieldSet],
+    out: str | Path,
+    *,
+    names: Sequence[str] | None = None,
+    algorithm: AbstractAlgorithm = FedAvg(),
+    aggregator: AbstractAggregator = Mean(),
+    attack: AbstractAttack = NoAttack(),
+    bad: Sequence[int] = (),
+    rounds: int = 20,
+    local_steps: int = 10,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    optimizer: Adam | SGD = Adam(),
+    loss: Callable = relative_l2,
+    seed: int = 0,
+    shuffle_seeds: Sequence[int] | None = None,
+    evaluate: Mapping[str, FieldSet] | None = None,
+    eval_every: int = 1,
+    eval_batch_size: int = 32,
+    metadata: dict[str, Any] | None = None,
+    progress: RunProgress = NoProgress(),
+) -> dict:
+    """Federated training of ``model`` over ``clients``; see the module docstring.
+
+    Args:
+        model: the initial global model (its normaliser stays fixed: see
+            :func:`scifm.federated.federated_normalizer`).
+        clients: each client's training samples (same channels and grid).
+        out: run directory; an unfinished run of the same configuration there is resumed.
+        names: the clients' names (default ``client-0``, ...).
+        algorithm, aggregator: the federated algorithm and the server's aggregation rule.
+        attack, bad: what the clients at indices ``bad`` do instead of honest training.
+        rounds, local_steps: R rounds of E local optimiser steps per client, each on a batch
+            of ``batch_size`` of the client's samples; the learning rate follows a half cosine
+            from ``lr`` to 0 over the R E steps.
+        optimizer: the clients' optimiser (:class:`Adam` or :class:`SGD`).
+        seed: the attack's randomness; the clients' batch orders use ``shuffle_seeds``
+            (default ``seed + k`` for client k).
+        evaluate: named test sets; the global model's relative L2 error on each is logged every
+            ``eval_every`` rounds (and after the last).
+
+    Returns:
+        The contents of result.json: the final errors per test set, bytes sent and received
+        per client, time.
+
+    Raises:
+        ValueError: bad arguments (clients of other channels or grids, fewer samples than a
+            batch, more bad clients than the aggregation rule withstands, ...); a
+            :class:`scifm.RunConflict` when ``out`` holds something else.
+        DivergenceError: a client's loss became NaN or Inf.
+    """
+    evaluate = dict(evaluate or {})
+    names = list(names or [f"client-{k}" for k in range(len(clients))])
+    bad = sorted(set(int(i) for i in bad))
+    for key, value in (("rounds", rounds), ("local_steps", local_steps)):
+        check_count(key, value)
+    for key, value in (("batch_size", batch_size), ("eval_every", eval_every)):
+        check_count(key, value)
+    check_positive("lr", lr)
+    _check(model, clients, names, batch_size, aggregator, bad, evaluate)
+    k = len(clients)
+    shuffle_seeds = list(shuffle_seeds or [seed + i for i in range(k)])
+    if len(shuffle_seeds) != k:
+        raise UserError(f"give one shuffle seed per client ({k}), got {len(shuffle_seeds)}")
+    clients = [
+        attack.poison(data, seed + i) if i in bad else data for i, data in enumerate(clients)
+    ]
+    hyper = hyperparameters(model, **(metadata or {}).get("model", {}))
+    config = {
+        "algorithm": describe(algorithm),
+        "aggregator": describe(aggregator),
+        "attack": describe(attack),
+        "optimizer": describe(optimizer),
+        "bad": [names[i] for i in bad],
+        "rounds": rounds,
+        "local_steps": local_steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "loss": getattr(loss, "__name__", repr(loss)),
+        "seed": seed,
+        "shuffle_seeds": shuffle_seeds,
+        "clients": {
+            name: {"data": d.name, "n": len(d)} for name, d in zip(names, clients, strict=True)
+        },
+        "evaluate": {name: {"data": d.name, "n": len(d)} for name, d in evaluate.items()},
+        "eval_every": eval_every,
+        "parameters": count_parameters(model.net),
+        "model": {key: v for key, v in hyper.items() if key != "scifm_version"},
+        **{key: v for key, v in (metadata or {}).items() if key != "model"},
+    }
+    run = RunDirectory.open(out, config)
+    client_state, server = _init_clients(algorithm, optimizer, model.net, k)
+    state = {"round": 0, "seconds": 0.0}
+    saved = run.load_state((model, server, client_state))
+    if saved is not None:
+        (model, server, client_state), state = saved
+    run.keep_metrics(lambda row: row["round"] <= state["round"])
+    weights = jnp.asarray([len(d) for d in clients], jnp.float32)
+    bad_mask = jnp.asarray([i in bad for i in range(k)])
+    sent = message_bytes(algorithm, model.net)
+    total = rounds * local_steps
+    progress.start(rounds, state["round"])
+    try:
+        for r in range(state["round"] + 1, rounds + 1):
+            tic = time.perf_counter()
+            first = (r - 1) * local_steps
+            index = [
+                client_batches(len(d), batch_size, s, first, local_steps)
+                for d, s in zip(clients, shuffle_seeds, strict=True)
+            ]
+            taken = [d.take(i.reshape(-1)) for d, i in zip(clients, index, strict=True)]
+            batches = tuple(
+                np.stack([t[j] for t in taken]).reshape(
+                    k, local_steps, batch_size, *taken[0][j].shape[1:]
+                )
+                for j in range(3)
+            )
+            lrs = np.asarray(
+                [cosine_lr(lr, total, first + e) for e in range(local_steps)], np.float32
+            )
+            key = jax.random.fold_in(jax.random.key(seed), r)
+            model, server, client_state, losses = federated_round(
+                algorithm, aggregator, attack, optimizer, loss, model, server, client_state,
+                batches, lrs, weights, bad_mask, key,
+            )  # fmt: skip
+            losses = np.asarray(losses, np.float64)
+            if not np.all(np.isfinite(losses)):
+                worst = names[int(np.flatnonzero(~np.isfinite(losses))[0])]
+                raise DivergenceError(
+                    f"client {worst}'s training loss became {losses[names.index(worst)]} in round "
+                    f"{r}: lower the learning rate (now {lr:g}) or check its data"
+                )
+            row = {
+                "round": r,
+                "step": r * local_steps,
+                "train_loss": {n: float(v) for n, v in zip(names, losses, strict=True)},
+                "bytes_sent": r * sent,
+                "bytes_received": r * sent,
+            }
+            if evaluate and (r % eval_every == 0 or r == rounds):
+                row["test"] = {
+                    name: float(np.mean(errors(model, data, eval_batch_size)))
+                    for name, data in evaluate.items()
+                }
+            state["seconds"] += time.perf_counter() - tic
+            row["seconds"] = state["seconds"]
+            run.log(row)
+            state["round"] = r
+            run.save_state((model, server, client_state), state, step=r)
+            progress.step(float(np.mean(losses)), k * local_steps * batch_size)
+            if "test" in row:
+                progress.evaluated("test", float(np.mean(list(row["test"].values()))), f"round {r}")
+    finally:
+        progress.close()
+    run.save_model(model, hyper)
+    last = run.metrics()[-1]
+    return run.write_result(
+        {
+            "rounds": rounds,
+            "test": last.get("test", {}),
+            "train_loss": last["train_loss"],
+            "bytes_sent_per_client": rounds * sent,
+            "bytes_received_per_client": rounds * sent,
+            "seconds": state["seconds"],
+            "parameters": count_parameters(model.net),
+        }
+    )
+
+
+def federated_normalizer(clients: Sequence[FieldSet]) -> Normalizer:
+    """The global model's input normaliser from the clients' own (a few numbers each: the
+    median scales of their sources and coefficients, never their data): the median over
+    clients of each scale, ignoring clients that lack a term. One client gives exactly
+    :meth:`scifm.models.Normalizer.fit` of its data."""
+    fitted = [Normalizer.fit(d) for d in clients]
+
+    def median(values):
+        with warnings.catch_warnings():  # a term no client has stays NaN ("not seen")
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(np.stack([np.asarray(v, np.float64) for v in values]), axis=0)
+
+    field = None if fitted[0].field_scale is None else median([n.field_scale for n in fitted])
+    return Normalizer(
+        median([n.source_scale for n in fitted]),
+        median([n.coefficient_scale for n in fitted]),
+        field,
+        source=fitted[0].source,
+    )
+
+
+def initial_model(
+    clients: Sequence[FieldSet], *, preset: str = "fno-64k", seed: int = 0
+) -> OperatorModel:
+    """A fresh ``preset`` FNO for the clients' channels, initialised from ``seed``, with the
+    :func:`federated_normalizer` of the clients."""
+    first = clients[0]
+    spec = get_preset(preset)
+    net = spec.build(
+        len(first.input_names) + first.coefficients.shape[1],
+        len(first.output_names),
+        key=jax.random.key(seed),
+    )
+    return OperatorModel(federated_normalizer(clients), net, first.input_names, first.output_names)
