@@ -32,6 +32,7 @@ def world(tmp_path_factory):
     zero = data.generate(pdes.Poisson(), 4, 16, 1, root / "zero.h5")
     with h5py.File(zero, "r+") as f:
         f["outputs"][...] = 0.0  # relative errors of zero targets are not finite
+    (root / "fed.toml").write_text(FED_STUDY)
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("mine")
     return root
@@ -68,6 +69,25 @@ PINN = [
     "--width",
     "4",
 ]
+
+FED_STUDY = """
+name = "tiny"
+resolution = 16
+rounds = 1
+local_steps = 1
+batch_size = 4
+algorithms = ["fedavg"]
+[tasks.poisson]
+system = "poisson"
+[clients]
+lab-a = { poisson = 8 }
+lab-b = { poisson = 8 }
+lab-c = { poisson = 8 }
+[robustness]
+attacks = ["sign-flip"]
+aggregators = ["mean", "median"]
+"""
+FED = ["federated", "study", "{w}/fed.toml", "--out", "{w}/fed-out"]
 
 CASES = [
     # (arguments, part of the message)
@@ -111,6 +131,22 @@ CASES = [
     (["sweep", "demo", "--executor", "bogus", "--out", "{w}/s"], "executor"),
     (["sweep", "demo", "--out", "{w}/foreign"], "not a scifm sweep"),
     (["demo", "--out", "{w}/foreign"], "not a scifm sweep"),
+    (
+        [*FED, "--set", "algorithms=['fedsgd']"],
+        "unknown algorithm 'fedsgd'; valid algorithms: fedavg",
+    ),
+    ([*FED, "--set", "robustness.aggregators=['mode']"], "valid aggregators: mean, median"),
+    ([*FED, "--set", "robustness.attacks=['flood']"], "valid attacks: none, noise"),
+    ([*FED, "--set", "robustness.bad=2"], "median over 3 clients withstands at most 1 bad"),
+    ([*FED, "--set", "rounds=0"], "rounds"),
+    ([*FED, "--set", "settings.fedprox.nu=1"], "unknown setting 'nu' of algorithm fedprox"),
+    ([*FED, "--set", "settings.trimmed-mean.beta=0.7"], "beta must be in [0, 0.5)"),
+    ([*FED, "--set", "clients.lab-a.poisson=2"], "fewer than the batch size"),
+    ([*FED, "--set", "heldout=['nope']"], "heldout: unknown task 'nope'"),
+    ([*FED, "--set", "optimizer=lbfgs"], "valid optimizers: adam, sgd"),
+    (["federated", "study", "{w}/none.toml"], "no federated study file"),
+    (["federated", "study", "fed-bogus"], "fed-demo, fed-robust"),
+    ([*FED[:-2], "--out", "{w}/foreign"], "not a scifm federated study"),
 ]
 
 

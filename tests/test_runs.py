@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from scifm import RunError, RunFinished, data, models, pdes, pinn, train
+from scifm import RunError, RunFinished, data, federated, models, pdes, pinn, train
 from scifm import operators as ops
 from scifm._runs import RunDirectory
 
@@ -126,6 +126,38 @@ def test_pinn_fit_stopped_after_every_save_resumes_to_the_same_files(tmp_path, m
         _stop_after_save(monkeypatch, 0)
         _fit_pinn(run)
         assert _files(run) == _files(whole), f"stopped after save {k}"
+
+
+def _federate(fields, out):
+    # SCAFFOLD (server and client control variates, client Adam states) with a noisy client
+    # (the attack's key comes from the round): everything a round carries over
+    halves = [fields.subset(np.arange(6), "a"), fields.subset(np.arange(6, 12), "b")]
+    return federated.simulate(
+        _tiny_model(), halves, out, names=["a", "b"], algorithm=federated.Scaffold(),
+        attack=federated.RandomNoise(scale=1e-3), bad=[1], rounds=3, local_steps=2,
+        batch_size=3, evaluate={"all": fields}, eval_every=2,
+    )  # fmt: skip
+
+
+def test_federated_simulation_stopped_after_every_save_resumes_to_the_same_files(
+    fields, tmp_path, monkeypatch
+):
+    whole = tmp_path / "whole"
+    saves = _stop_after_save(monkeypatch, 0)
+    _federate(fields, whole)
+    assert len(saves) == 3  # after every round
+    for k in range(1, len(saves) + 1):
+        run = tmp_path / f"stopped-{k}"
+        _stop_after_save(monkeypatch, k)
+        with pytest.raises(_Stop):
+            _federate(fields, run)
+        assert not (run / "result.json").exists()
+        _stop_after_save(monkeypatch, 0)
+        _federate(fields, run)
+        assert _files(run) == _files(whole), f"stopped after save {k}"
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [1, 2, 3]
+    assert ["test" in r for r in rows] == [False, True, True]
 
 
 def test_open_refuses_foreign_changed_and_finished_directories(tmp_path):

@@ -32,6 +32,11 @@ from scifm.federated._attacks import PoisonedData as PoisonedData
 from scifm.federated._attacks import RandomNoise as RandomNoise
 from scifm.federated._attacks import ScaledUpdate as ScaledUpdate
 from scifm.federated._attacks import SignFlip as SignFlip
+from scifm.federated._config import FederatedStudy as FederatedStudy
+from scifm.federated._config import Robustness as Robustness
+from scifm.federated._config import load_study as load_study
+from scifm.federated._report import summaries as summaries
+from scifm.federated._report import write_report as write_report
 from scifm.federated._simulate import CLIENT_OPTIMIZERS as CLIENT_OPTIMIZERS
 from scifm.federated._simulate import SGD as SGD
 from scifm.federated._simulate import Adam as Adam
@@ -41,6 +46,9 @@ from scifm.federated._simulate import federated_round as federated_round
 from scifm.federated._simulate import initial_model as initial_model
 from scifm.federated._simulate import message_bytes as message_bytes
 from scifm.federated._simulate import simulate as simulate
+from scifm.federated._study import Run as Run
+from scifm.federated._study import plan as plan
+from scifm.federated._sweep import run_study as run_study
 
 __all__ = [
     "AGGREGATORS",
@@ -52,6 +60,7 @@ __all__ = [
     "Adam",
     "CLIENT_OPTIMIZERS",
     "FedAdam",
+    "FederatedStudy",
     "FedAvg",
     "FedAvgM",
     "FedOpt",
@@ -62,6 +71,8 @@ __all__ = [
     "NoAttack",
     "PoisonedData",
     "RandomNoise",
+    "Robustness",
+    "Run",
     "SGD",
     "Scaffold",
     "ScaledUpdate",
@@ -72,6 +83,11 @@ __all__ = [
     "federated_round",
     "flatten_clients",
     "initial_model",
+    "load_study",
     "message_bytes",
+    "plan",
+    "run_study",
     "simulate",
+    "summaries",
+    "write_report",
 ]

@@ -36,6 +36,8 @@ class AbstractAttack(eqx.Module):
 
 
 class NoAttack(AbstractAttack):
+    """Honest clients: the attack that changes nothing."""
+
     name: ClassVar[str] = "none"
 
 

@@ -1,0 +1,267 @@
+"""Federated study files: who holds what data, which algorithms, which attacks.
+
+A study is TOML (``base =`` inheritance and ``--set`` overrides as for transfer studies,
+:mod:`scifm._config`)::
+
+    name = "fed-3"
+    preset = "fno-64k"
+    rounds = 20
+    [tasks.poisson]                 # families of problems, as in transfer studies
+    system = "poisson"
+    [clients.lab-poisson]           # a client: training samples per task
+    poisson = 256
+    heldout = ["poisson-ood"]       # tasks no client holds: out-of-distribution error
+    algorithms = ["fedavg", "scaffold"]
+    baselines = ["centralised", "local"]
+    [robustness]                    # FedAvg under attack, per aggregation rule
+    attacks = ["sign-flip"]
+    aggregators = ["mean", "median", "krum"]
+    bad = 1
+    [settings.fedprox]              # settings of any algorithm, rule or attack by name
+    mu = 0.01
+
+Clients that hold the same task get disjoint slices of its data. Names (algorithms,
+aggregation rules, attacks, settings) are checked when the study is made: an unknown one lists
+the valid ones, and a rule that cannot withstand ``bad`` clients is refused before any data is
+generated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scifm._checks import UserError, check_count, check_positive
+from scifm._config import apply_overrides, build, plain, read_json_config, read_toml
+from scifm.experiments import Task
+from scifm.federated._aggregate import AGGREGATORS
+from scifm.federated._algorithms import ALGORITHMS
+from scifm.federated._attacks import ATTACKS
+from scifm.federated._simulate import CLIENT_OPTIMIZERS
+from scifm.models import get_preset
+from scifm.pdes import check_resolution
+
+BASELINES = ("centralised", "local")
+
+
+def make(kind: str, name: str, registry: dict, settings: dict[str, dict[str, Any]], **defaults):
+    """The object called ``name`` in ``registry``, with its ``settings`` (and ``defaults`` for
+    keys it has and the settings do not give).
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed), an unknown setting (the valid
+            settings are listed) or a bad value.
+    """
+    cls = registry.get(name)
+    if cls is None:
+        raise UserError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(registry)}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    given = dict(settings.get(name, {}))
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        choices = ", ".join(valid) if valid else "none"
+        raise UserError(f"unknown setting {unknown[0]!r} of {kind} {name}; its settings: {choices}")
+    kwargs = {k: v for k, v in defaults.items() if k in valid} | given
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"settings of {kind} {name}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """FedAvg under each attack with each aggregation rule; ``bad`` clients attack."""
+
+    attacks: tuple[str, ...] = ()
+    aggregators: tuple[str, ...] = ("mean", "median", "trimmed-mean", "krum")
+    bad: int = 1
+
+
+@dataclass(frozen=True)
+class FederatedStudy:
+    """A federated study; see the module docstring. Every run takes ``rounds * local_steps``
+    optimiser steps: a federated client and a local-only client with batches of
+    ``batch_size``, centralised training with batches of ``K * batch_size`` from the union (so
+    it sees as many samples per step as a FedAvg round's clients together)."""
+
+    name: str
+    tasks: dict[str, Task]
+    clients: dict[str, dict[str, int]]
+    heldout: tuple[str, ...] = ()
+    algorithms: tuple[str, ...] = ("fedavg", "fedprox", "scaffold", "fedadam")
+    baselines: tuple[str, ...] = BASELINES
+    robustness: Robustness = field(default_factory=Robustness)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preset: str = "fno-64k"
+    resolution: int = 32
+    rounds: int = 20
+    local_steps: int = 10
+    batch_size: int = 16
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    n_test: int = 128
+    eval_every: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        for key in ("rounds", "local_steps", "batch_size", "n_test", "eval_every"):
+            check_count(key, getattr(self, key))
+        check_count("seed", self.seed, minimum=0)
+        check_positive("lr", self.lr)
+        check_resolution(self.resolution)
+        spec = get_preset(self.preset)
+        if self.resolution < 2 * spec.modes:
+            raise UserError(
+                f"preset {self.preset} keeps {spec.modes} modes; it needs resolution >= "
+                f"{2 * spec.modes}, got {self.resolution}"
+            )
+        if not self.tasks:
+            raise UserError("tasks: define at least one task")
+        for name, task in self.tasks.items():
+            try:
+                task.build()
+            except (TypeError, ValueError) as e:
+                raise UserError(f"tasks.{name}: {e}") from None
+        if not self.clients:
+            raise UserError("clients: define at least one client")
+        for client, holdings in self.clients.items():
+            if not holdings:
+                raise UserError(f"clients.{client}: give its training samples per task")
+            for task, n in holdings.items():
+                if task not in self.tasks:
+                    raise UserError(
+                        f"clients.{client}: unknown task {task!r}; defined tasks: "
+                        f"{', '.join(self.tasks)}"
+                    )
+                check_count(f"clients.{client}.{task}", n)
+            if sum(holdings.values()) < self.batch_size:
+                raise UserError(
+                    f"clients.{client} holds {sum(holdings.values())} samples, fewer than the "
+                    f"batch size {self.batch_size}"
+                )
+        for task in self.heldout:
+            if task not in self.tasks:
+                raise UserError(f"heldout: unknown task {task!r}; defined: {', '.join(self.tasks)}")
+            if task in self.clients:
+                raise UserError(f"heldout task {task!r} has a client's name; rename one of them")
+        if self.optimizer not in CLIENT_OPTIMIZERS:
+            raise UserError(
+                f"unknown optimizer {self.optimizer!r}; valid optimizers: "
+                f"{', '.join(CLIENT_OPTIMIZERS)}"
+            )
+        for name in self.baselines:
+            if name not in BASELINES:
+                raise UserError(
+                    f"unknown baseline {name!r}; valid baselines: {', '.join(BASELINES)}"
+                )
+        known = {**ALGORITHMS, **AGGREGATORS, **ATTACKS, **CLIENT_OPTIMIZERS}
+        for name in self.settings:  # every settings table is checked, used by a run or not
+            if name in ALGORITHMS:
+                self.algorithm(name)
+            elif name in AGGREGATORS:
+                self.aggregator(name)
+            elif name in ATTACKS:
+                self.attack(name)
+            elif name in CLIENT_OPTIMIZERS:
+                make("optimizer", name, CLIENT_OPTIMIZERS, self.settings)
+            else:
+                raise UserError(
+                    f"settings.{name}: not an algorithm, aggregator, attack or optimizer; valid: "
+                    f"{', '.join(known)}"
+                )
+        for name in self.algorithms:
+            self.algorithm(name)
+        self.client_optimizer()
+        r = self.robustness
+        check_count("robustness.bad", r.bad, minimum=0)
+        if r.attacks and r.bad < 1:
+            raise UserError("robustness.bad must be >= 1 when attacks are listed")
+        if r.bad >= len(self.clients) and r.attacks:
+            raise UserError(
+                f"robustness.bad = {r.bad} of {len(self.clients)} clients leaves no honest one"
+            )
+        for name in r.attacks:
+            if name == "none":
+                raise UserError(
+                    "robustness.attacks: 'none' is implied (every rule runs unattacked)"
+                )
+            self.attack(name)
+        for name in r.aggregators if r.attacks else ():
+            self.aggregator(name).check(len(self.clients), r.bad)
+
+    # -- objects from names ----------------------------------------------------------------------
+    def algorithm(self, name: str):
+        return make("algorithm", name, ALGORITHMS, self.settings)
+
+    def aggregator(self, name: str):
+        return make("aggregator", name, AGGREGATORS, self.settings, bad=self.robustness.bad)
+
+    def attack(self, name: str):
+        return make("attack", name, ATTACKS, self.settings)
+
+    def client_optimizer(self):
+        return make("optimizer", self.optimizer, CLIENT_OPTIMIZERS, self.settings)
+
+    # -- data ------------------------------------------------------------------------------------
+    def data_seed(self, task: str, split: str) -> int:
+        return (self.seed * 1_000_003 + zlib.crc32(f"{task}/{split}".encode())) % 2**31
+
+    def client_tasks(self) -> list[str]:
+        return [t for t in self.tasks if any(t in h for h in self.clients.values())]
+
+    def data_files(self) -> dict[tuple[str, str], int]:
+        """Every dataset the study needs: ``(task, "train" | "test") -> samples``."""
+        files = {}
+        for task in self.client_tasks():
+            files[(task, "train")] = sum(h.get(task, 0) for h in self.clients.values())
+            files[(task, "test")] = self.n_test
+        for task in self.heldout:
+            files[(task, "test")] = self.n_test
+        return files
+
+    def slices(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """Each client's ``[start, stop)`` of each task's training file (disjoint, in order)."""
+        start = {t: 0 for t in self.tasks}
+        out = {}
+        for client, holdings in self.clients.items():
+            out[client] = {}
+            for task, n in holdings.items():
+                out[client][task] = (start[task], start[task] + n)
+                start[task] += n
+        return out
+
+    def to_dict(self) -> dict:
+        d = plain(dataclasses.asdict(self))
+        d["tasks"] = {
+            name: {"system": t.system, "shift": t.shift, **plain(t.options)}
+            for name, t in self.tasks.items()
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FederatedStudy:
+        return build(cls, data)
+
+
+def _configs() -> Path:
+    return Path(str(resources.files("scifm.federated") / "configs"))
+
+
+def load_study(source: str | Path, overrides: typing.Sequence[str] = ()) -> FederatedStudy:
+    """Read a federated study (TOML path or shipped name), apply ``overrides``, check it.
+
+    Raises:
+        ValueError: unreadable file, unknown key or name, a value no run can use.
+    """
+    path = Path(source)
+    if path.suffix == ".json":
+        data = read_json_config(path, "federated study")
+    else:
+        data = read_toml(source, _configs(), "federated study")
+    apply_overrides(data, overrides)
+    return FederatedStudy.from_dict(data)

@@ -1,0 +1,128 @@
+"""Federated studies end to end: the CLI, the files, resuming and extending."""
+
+import csv
+import json
+
+import pytest
+
+from scifm import RunConflict, federated
+from scifm._runs import RunDirectory
+from scifm.cli import main
+
+STUDY = """
+name = "tiny-fed"
+resolution = 16
+rounds = 2
+local_steps = 2
+batch_size = 4
+n_test = 8
+eval_every = 1
+heldout = ["poisson-ood"]
+algorithms = ["fedavg", "scaffold"]
+baselines = ["centralised", "local"]
+[tasks.poisson]
+system = "poisson"
+[tasks.helmholtz]
+system = "helmholtz"
+[tasks.poisson-ood]
+system = "poisson"
+eig_range = [10.0, 20.0]
+[clients]
+lab-p = { poisson = 8 }
+lab-h = { helmholtz = 8 }
+lab-m = { poisson = 4, helmholtz = 4 }
+[robustness]
+attacks = ["sign-flip"]
+aggregators = ["mean", "median"]
+bad = 1
+"""
+
+
+def _rows(path):
+    with open(path) as fh:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fedstudy")
+    (root / "tiny.toml").write_text(STUDY)
+    assert main(["federated", "study", str(root / "tiny.toml"), "--out", str(root / "out")]) == 0
+    return root
+
+
+def test_a_study_writes_every_run_results_report_and_plots(finished):
+    out = finished / "out"
+    study = federated.load_study(out / "study.json")
+    runs = [r.name for r in federated.plan(study)]
+    assert runs == [
+        "fedavg", "scaffold", "centralised", "local-lab-p", "local-lab-h", "local-lab-m",
+        "robust-median-none", "robust-mean-sign-flip", "robust-median-sign-flip",
+    ]  # fmt: skip
+    for name in runs:
+        assert (out / "runs" / name / "result.json").exists()
+    rows = _rows(out / "results.csv")
+    assert len(rows) == len(runs) * 4  # three clients' distributions and the held-out task
+    central = json.loads((out / "runs" / "centralised" / "config.json").read_text())
+    assert central["batch_size"] == 12 and list(central["clients"]) == ["pooled"]
+    assert central["clients"]["pooled"]["n"] == 24
+    local = json.loads((out / "runs" / "local-lab-m" / "config.json").read_text())
+    assert list(local["clients"]) == ["lab-m"] and local["clients"]["lab-m"]["n"] == 8
+    attacked = json.loads((out / "runs" / "robust-median-sign-flip" / "config.json").read_text())
+    assert attacked["attack"]["name"] == "sign-flip" and len(attacked["bad"]) == 1
+    assert attacked["aggregator"]["name"] == "median"
+    mixed = json.loads((out / "runs" / "fedavg" / "config.json").read_text())
+    assert mixed["evaluate"]["lab-m"]["n"] == 8  # 4 + 4 test samples of its two tasks
+    roles = {(r["run"], r["test_set"]): r["role"] for r in rows}
+    assert roles[("local-lab-p", "lab-p")] == "own"
+    assert roles[("local-lab-p", "lab-h")] == "other"
+    assert roles[("fedavg", "poisson-ood")] == "heldout"
+    report = (out / "report.md").read_text()
+    assert "| scaffold |" in report and "| local-only |" in report and "## Robustness" in report
+    for png in ("error_vs_round", "client_spread", "communication", "robustness"):
+        assert (out / f"{png}.png").stat().st_size > 1000
+    # SCAFFOLD sends its control variates too: twice FedAvg's bytes
+    by_run = {r["run"]: int(r["bytes_sent_per_client"]) for r in rows}
+    assert by_run["scaffold"] == 2 * by_run["fedavg"] > 0
+
+
+def test_a_rerun_skips_finished_runs_and_an_extension_runs_only_the_new_ones(finished):
+    out = finished / "out"
+    stamp = (out / "runs" / "fedavg" / "result.json").stat().st_mtime_ns
+    before = _rows(out / "results.csv")
+    assert main(["federated", "study", str(finished / "tiny.toml"), "--out", str(out)]) == 0
+    assert _rows(out / "results.csv") == before
+    args = ["--set", 'algorithms=["fedavg", "scaffold", "fedprox"]']
+    assert main(["federated", "study", str(finished / "tiny.toml"), "--out", str(out), *args]) == 0
+    assert (out / "runs" / "fedavg" / "result.json").stat().st_mtime_ns == stamp
+    assert {r["run"] for r in _rows(out / "results.csv")} >= {"fedprox"}
+    with pytest.raises(RunConflict, match="another federated study .*rounds: 2 -> 3"):
+        federated.run_study(
+            federated.load_study(finished / "tiny.toml", ["rounds=3"]), out, progress=False
+        )
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_study_stopped_mid_run_resumes_to_the_same_results(finished, tmp_path, monkeypatch):
+    study = federated.load_study(finished / "tiny.toml")
+    original = RunDirectory.save_state
+    calls = []
+
+    def save_state(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5:  # inside the third run (two saves a run)
+            raise _Stop
+
+    monkeypatch.setattr(RunDirectory, "save_state", save_state)
+    with pytest.raises(_Stop):
+        federated.run_study(study, tmp_path / "s", progress=False)
+    assert not (tmp_path / "s" / "results.csv").exists()
+    monkeypatch.setattr(RunDirectory, "save_state", original)
+    federated.run_study(study, tmp_path / "s", progress=False)
+    names = {r.name for r in federated.plan(study)}
+    whole = [r for r in _rows(finished / "out" / "results.csv") if r["run"] in names]
+    assert _rows(tmp_path / "s" / "results.csv") == whole
