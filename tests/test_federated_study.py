@@ -31,10 +31,19 @@ eig_range = [10.0, 20.0]
 lab-p = { poisson = 8 }
 lab-h = { helmholtz = 8 }
 lab-m = { poisson = 4, helmholtz = 4 }
+[tasks.advdiff]
+system = "advdiff"
 [robustness]
 attacks = ["sign-flip"]
 aggregators = ["mean", "median"]
 bad = 1
+[downstream]
+task = "advdiff"
+sources = ["scaffold", "centralised"]
+n_values = [4, 8]
+steps = 4
+n_val = 4
+validations = 2
 """
 
 
@@ -58,11 +67,23 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert runs == [
         "fedavg", "scaffold", "centralised", "local-lab-p", "local-lab-h", "local-lab-m",
         "robust-median-none", "robust-mean-sign-flip", "robust-median-sign-flip",
+        "finetune-scaffold-n4", "finetune-centralised-n4", "scratch-n4",
+        "finetune-scaffold-n8", "finetune-centralised-n8", "scratch-n8",
     ]  # fmt: skip
     for name in runs:
         assert (out / "runs" / name / "result.json").exists()
     rows = _rows(out / "results.csv")
-    assert len(rows) == len(runs) * 4  # three clients' distributions and the held-out task
+    # three clients' distributions and the held-out task; one downstream error per downstream run
+    assert len(rows) == (len(runs) - 6) * 4 + 6
+    tuned = json.loads((out / "runs" / "finetune-scaffold-n8" / "config.json").read_text())
+    assert tuned["n_train"] == 8 and tuned["source"] == "scaffold"
+    assert tuned["init"] == str(out / "runs" / "scaffold")
+    scratch = json.loads((out / "runs" / "scratch-n8" / "config.json").read_text())
+    assert scratch["init"] is None and scratch["n_train"] == 8
+    down = [r for r in rows if r["role"] == "downstream"]
+    assert {(r["source"], r["n"]) for r in down} == {
+        (s, n) for s in ("scaffold", "centralised", "") for n in ("4", "8")
+    }
     central = json.loads((out / "runs" / "centralised" / "config.json").read_text())
     assert central["batch_size"] == 12 and list(central["clients"]) == ["pooled"]
     assert central["clients"]["pooled"]["n"] == 24
@@ -79,7 +100,8 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert roles[("fedavg", "poisson-ood")] == "heldout"
     report = (out / "report.md").read_text()
     assert "| scaffold |" in report and "| local-only |" in report and "## Robustness" in report
-    for png in ("error_vs_round", "client_spread", "communication", "robustness"):
+    assert "## Downstream" in report and "| scratch |" in report
+    for png in ("error_vs_round", "client_spread", "communication", "robustness", "downstream"):
         assert (out / f"{png}.png").stat().st_size > 1000
     # SCAFFOLD sends its control variates too: twice FedAvg's bytes
     by_run = {r["run"]: int(r["bytes_sent_per_client"]) for r in rows}
@@ -126,3 +148,10 @@ def test_a_study_stopped_mid_run_resumes_to_the_same_results(finished, tmp_path,
     names = {r.name for r in federated.plan(study)}
     whole = [r for r in _rows(finished / "out" / "results.csv") if r["run"] in names]
     assert _rows(tmp_path / "s" / "results.csv") == whole
+
+
+@pytest.mark.parametrize("name", ["fed-demo", "fed-robust"])
+def test_shipped_studies_load_and_plan(name):
+    study = federated.load_study(name)
+    assert federated.plan(study)
+    assert federated.load_study(name, ["rounds=3"]).rounds == 3

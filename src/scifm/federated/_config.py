@@ -36,7 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scifm._checks import UserError, check_count, check_positive
+from scifm._checks import UserError, check_count, check_counts, check_positive
 from scifm._config import apply_overrides, build, plain, read_json_config, read_toml
 from scifm.experiments import Task
 from scifm.federated._aggregate import AGGREGATORS
@@ -83,6 +83,22 @@ class Robustness:
 
 
 @dataclass(frozen=True)
+class Downstream:
+    """Fine-tune the final models of ``sources`` (algorithms or ``centralised``) on ``task``
+    with each ``n`` of ``n_values`` examples, against training from scratch: ``steps`` Adam
+    steps of ``min(batch_size, n)`` at ``lr``, the best of ``validations`` checkpoints by the
+    error on ``n_val`` validation samples, scored on the study's ``n_test`` test samples."""
+
+    task: str = ""
+    sources: tuple[str, ...] = ("fedavg", "centralised")
+    n_values: tuple[int, ...] = (16, 64)
+    steps: int = 200
+    lr: float = 3e-3
+    n_val: int = 32
+    validations: int = 5
+
+
+@dataclass(frozen=True)
 class FederatedStudy:
     """A federated study; see the module docstring. Every run takes ``rounds * local_steps``
     optimiser steps: a federated client and a local-only client with batches of
@@ -96,6 +112,7 @@ class FederatedStudy:
     algorithms: tuple[str, ...] = ("fedavg", "fedprox", "scaffold", "fedadam")
     baselines: tuple[str, ...] = BASELINES
     robustness: Robustness = field(default_factory=Robustness)
+    downstream: Downstream = field(default_factory=Downstream)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     preset: str = "fno-64k"
     resolution: int = 32
@@ -194,6 +211,29 @@ class FederatedStudy:
         for name in r.aggregators if r.attacks else ():
             self.aggregator(name).check(len(self.clients), r.bad)
 
+        d = self.downstream
+        if d.task:
+            if d.task not in self.tasks:
+                raise UserError(
+                    f"downstream.task: unknown task {d.task!r}; defined: {', '.join(self.tasks)}"
+                )
+            if d.task in self.client_tasks():
+                raise UserError(
+                    f"downstream.task {d.task!r} is a client's task; fine-tuning needs a task "
+                    "no client holds (define another task of the same system)"
+                )
+            check_counts("downstream.n_values", d.n_values)
+            for key in ("steps", "n_val", "validations"):
+                check_count(f"downstream.{key}", getattr(d, key))
+            check_positive("downstream.lr", d.lr)
+            runs = (*self.algorithms, *(b for b in self.baselines if b == "centralised"))
+            for source in d.sources:
+                if source not in runs:
+                    raise UserError(
+                        f"downstream.sources: {source!r} is not a run of this study; its runs "
+                        f"with one final model: {', '.join(runs)}"
+                    )
+
     # -- objects from names ----------------------------------------------------------------------
     def algorithm(self, name: str):
         return make("algorithm", name, ALGORITHMS, self.settings)
@@ -222,6 +262,11 @@ class FederatedStudy:
             files[(task, "test")] = self.n_test
         for task in self.heldout:
             files[(task, "test")] = self.n_test
+        d = self.downstream
+        if d.task:
+            files[(d.task, "train")] = max(d.n_values)
+            files[(d.task, "val")] = d.n_val
+            files[(d.task, "test")] = self.n_test
         return files
 
     def slices(self) -> dict[str, dict[str, tuple[int, int]]]:

@@ -21,6 +21,7 @@ from scifm.federated._config import FederatedStudy
 from scifm.federated._study import Kind, Run, bad_clients, robust_run
 
 MB = 2**20
+DOWNSTREAM = (Kind.FINETUNE, Kind.SCRATCH)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def summaries(study: FederatedStudy, finished: Sequence[tuple[Run, dict]]) -> li
     """One summary per algorithm, baseline and robustness run (local-only runs as one)."""
     out, local = [], []
     for run, result in finished:
+        if run.kind in DOWNSTREAM:
+            continue
         if run.kind == Kind.LOCAL:
             local.append((run, result))
             continue
@@ -103,6 +106,8 @@ def curves(
     result: dict[str, list] = {}
     local: dict[int, list] = {}
     for run, _ in finished:
+        if run.kind in DOWNSTREAM:
+            continue
         rows = [r for r in read_jsonl(out / "runs" / run.name / "metrics.jsonl") if "test" in r]
         if run.kind == Kind.LOCAL:
             for r in rows:
@@ -235,6 +240,33 @@ def plot_robustness(study, errors: dict[tuple[str, str], float]):
     return fig
 
 
+def downstream_errors(study, finished) -> dict[str, dict[int, float]]:
+    """``{start: {n: test error}}`` of the downstream runs (start: a source run or scratch)."""
+    table: dict[str, dict[int, float]] = {}
+    for run, result in finished:
+        if run.kind in DOWNSTREAM:
+            start = run.source if run.kind == Kind.FINETUNE else "scratch"
+            table.setdefault(start, {})[run.n] = result["test"][study.downstream.task]
+    return table
+
+
+def plot_downstream(study, table):
+    fig = figure(figsize=(5.2, 3.8))
+    ax = fig.subplots()
+    for k, (start, errors) in enumerate(table.items()):
+        ns = sorted(errors)
+        style = dict(color="k", ls="--") if start == "scratch" else dict(color=f"C{k}")
+        ax.plot(ns, [errors[n] for n in ns], marker="o", label=start, **style)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"downstream examples ({study.downstream.task})")
+    ax.set_ylabel("relative L2 test error")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 # -- markdown ------------------------------------------------------------------------------------
 def _g(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
@@ -342,6 +374,33 @@ def write_report(study: FederatedStudy, out: Path, finished: Sequence[tuple[Run,
             )
         lines += ["", "![robustness](robustness.png)", ""]
         save_figure(plot_robustness(study, errors), out / "robustness.png")
+    d = study.downstream
+    if d.task:
+        table = downstream_errors(study, finished)
+        sources = list(table)
+        lines += [
+            "## Downstream: fine-tuning each model on a task no client holds",
+            "",
+            f"{d.task}: {d.steps} steps at lr {d.lr:g} for every n (batch min({study.batch_size}, "
+            f"n)); the best of {d.validations} checkpoints by validation error; relative L2 "
+            f"error on {study.n_test} test samples.",
+            "",
+            "| start | " + " | ".join(f"n = {n}" for n in d.n_values) + " |",
+            "| --- " * (len(d.n_values) + 1) + "|",
+            *(
+                f"| {s} | " + " | ".join(_g(table[s].get(n)) for n in d.n_values) + " |"
+                for s in sources
+            ),
+            "",
+        ]
+        central = table.get("centralised")
+        for s in sources:
+            if s in ("centralised", "scratch") or central is None:
+                continue
+            ratios = ", ".join(f"n = {n}: {table[s][n] / central[n]:.2f}x" for n in d.n_values)
+            lines.append(f"- {s} fine-tuned against centralised fine-tuned: {ratios}.")
+        lines += ["", "![downstream](downstream.png)", ""]
+        save_figure(plot_downstream(study, table), out / "downstream.png")
     lines += [
         "## Files",
         "",

@@ -20,13 +20,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scifm import data
+from scifm import data, train
 from scifm._io import atomic_write_text
 from scifm._progress import NoProgress, RunProgress
 from scifm._runs import RESULT, RunConflict, RunFinished, config_difference, read_json
@@ -43,6 +44,7 @@ EXTENSIBLE = ("algorithms", "baselines", "robustness", "settings")
 
 class Kind:
     FEDERATED, CENTRALISED, LOCAL, ROBUST = "federated", "centralised", "local", "robust"
+    FINETUNE, SCRATCH = "finetune", "scratch"  # downstream
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Run:
     aggregator: str = "mean"
     attack: str = "none"
     client: str = ""
+    source: str = ""  # downstream: the run whose final model is fine-tuned
+    n: int = 0  # downstream: training examples
 
     @property
     def label(self) -> str:
@@ -62,6 +66,10 @@ class Run:
             return f"local-only ({self.client})"
         if self.kind == Kind.ROBUST:
             return f"fedavg + {self.aggregator}, attack {self.attack}"
+        if self.kind == Kind.FINETUNE:
+            return f"fine-tune {self.source}, n = {self.n}"
+        if self.kind == Kind.SCRATCH:
+            return f"scratch, n = {self.n}"
         return self.name
 
 
@@ -78,6 +86,10 @@ def plan(study: FederatedStudy) -> list[Run]:
             if attack == "none" and rule == "mean" and "fedavg" in study.algorithms:
                 continue  # that is the fedavg run
             runs.append(Run(f"robust-{rule}-{attack}", Kind.ROBUST, aggregator=rule, attack=attack))
+    d = study.downstream
+    for n in d.n_values if d.task else ():
+        runs += [Run(f"finetune-{s}-n{n}", Kind.FINETUNE, source=s, n=n) for s in d.sources]
+        runs.append(Run(f"scratch-n{n}", Kind.SCRATCH, n=n))
     return runs
 
 
@@ -182,9 +194,16 @@ def run_one(
         evaluate=tests,
         eval_every=study.eval_every,
         progress=progress,
-        metadata={"study": study.name, "run": run.name, "kind": run.kind},
+        metadata={
+            "model": {"preset": study.preset},
+            "study": study.name,
+            "run": run.name,
+            "kind": run.kind,
+        },
     )
     folder = out / "runs" / run.name
+    if run.kind in (Kind.FINETUNE, Kind.SCRATCH):
+        return _downstream(study, out, run, folder, progress)
     if (folder / RESULT).exists():
         return read_json(folder / RESULT, f"delete {folder} to redo the run")
     try:
@@ -214,8 +233,45 @@ def run_one(
         return read_json(folder / RESULT, f"delete {folder} to redo the run")
 
 
+def _downstream(study, out: Path, run: Run, folder: Path, progress: RunProgress) -> dict:
+    """Fine-tune a source run's final model (or train from scratch) on the downstream task;
+    the result of :func:`run_one` with the test error of the best checkpoint."""
+    d = study.downstream
+    train_set = data.FieldSet.load(data_path(out, d.task, "train"), limit=run.n)
+    val = data.FieldSet.load(data_path(out, d.task, "val"))
+    test = data.FieldSet.load(data_path(out, d.task, "test"))
+    batch = min(study.batch_size, run.n)
+    epochs = math.ceil(d.steps / max(1, run.n // batch))
+    if not (folder / RESULT).exists():
+        init = out / "runs" / run.source if run.kind == Kind.FINETUNE else None
+        if init is not None and not (init / RESULT).exists():
+            raise RuntimeError(f"{run.label}: the source run {init} is not finished")
+        model, _ = train.start_model(train_set, preset=study.preset, init=init, seed=study.seed)
+        try:
+            train.fit(
+                model, train_set, val, folder, epochs=epochs, batch_size=batch, lr=d.lr,
+                seed=study.seed, validate_every=max(1, epochs // d.validations),
+                metadata={"model": {"preset": study.preset}, "study": study.name,
+                          "run": run.name, "source": run.source,
+                          "init": None if init is None else str(init)},
+                progress=progress,
+            )  # fmt: skip
+        except RunFinished:
+            pass
+    fitted = read_json(folder / RESULT, f"delete {folder} to redo the run")
+    best, _ = train.load(folder)
+    return {
+        "rounds": 0,
+        "test": {d.task: float(np.mean(train.errors(best, test)))},
+        "bytes_sent_per_client": 0,
+        "seconds": fitted["train_seconds"],
+        "steps": fitted["steps"],
+    }
+
+
 COLUMNS = (
-    "run", "kind", "algorithm", "aggregator", "attack", "bad", "client", "test_set", "role",
+    "run", "kind", "algorithm", "aggregator", "attack", "bad", "client", "source", "n",
+    "test_set", "role",
     "rel_l2", "bytes_sent_per_client", "rounds", "seconds",
 )  # fmt: skip
 
@@ -230,7 +286,9 @@ def result_rows(study: FederatedStudy, finished: list[tuple[Run, dict]]) -> list
     )
     for run, result in finished:
         for test_set, error in result["test"].items():
-            if test_set in study.heldout:
+            if run.kind in (Kind.FINETUNE, Kind.SCRATCH):
+                role = "downstream"
+            elif test_set in study.heldout:
                 role = "heldout"
             elif run.kind == Kind.LOCAL:
                 role = "own" if test_set == run.client else "other"
@@ -245,6 +303,8 @@ def result_rows(study: FederatedStudy, finished: list[tuple[Run, dict]]) -> list
                     "attack": run.attack,
                     "bad": bad if run.kind == Kind.ROBUST and run.attack != "none" else "",
                     "client": run.client,
+                    "source": run.source,
+                    "n": run.n or "",
                     "test_set": test_set,
                     "role": role,
                     "rel_l2": error,

@@ -32,8 +32,10 @@ def run_study(study: FederatedStudy, out: str | Path, *, progress: bool = True) 
             bar = RunBar(display, run.label) if progress else NoProgress()
             result = run_one(study, out, run, bar)
             finished.append((run, result))
-            mean = np.mean([v for k, v in result["test"].items() if k in study.clients])
-            runs_bar.update(advance=1, info=f"last: {run.name}, client error {mean:.3g}")
+            runs_bar.update(
+                advance=1,
+                info=f"last: {run.name}, error {np.mean(list(result['test'].values())):.3g}",
+            )
     finally:
         display.close()
     write_results(result_rows(study, finished), out / "results.csv")
