@@ -361,7 +361,7 @@ def write_report(study: FederatedStudy, out: Path, finished: Sequence[tuple[Run,
             "## Robustness",
             "",
             f"FedAvg with each aggregation rule; bad client(s): {bad}. Mean client error "
-            "(honest clients' distributions included the bad client's own).",
+            "over every client's test distribution, the bad client's own included.",
             "",
             "| aggregation | " + " | ".join(f"attack: {a}" for a in ("none", *r.attacks)) + " |",
             "| --- " * (len(r.attacks) + 2) + "|",
