@@ -37,6 +37,16 @@ system = "advdiff"
 attacks = ["sign-flip"]
 aggregators = ["mean", "median"]
 bad = 1
+[fccl]
+public = ["poisson-ood"]
+n_public = 8
+public_batch = 4
+collab_steps = 1
+presets = { lab-h = "fno-1m" }
+variants = ["full", "no-collaboration"]
+[settings.fccl]
+modes = 4
+rank = 3
 [downstream]
 task = "advdiff"
 sources = ["scaffold", "centralised"]
@@ -67,14 +77,22 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert runs == [
         "fedavg", "scaffold", "centralised", "local-lab-p", "local-lab-h", "local-lab-m",
         "robust-median-none", "robust-mean-sign-flip", "robust-median-sign-flip",
-        "finetune-scaffold-n4", "finetune-centralised-n4", "scratch-n4",
+        "fccl-full", "fccl-no-collaboration", "finetune-scaffold-n4", "finetune-centralised-n4", "scratch-n4",
         "finetune-scaffold-n8", "finetune-centralised-n8", "scratch-n8",
     ]  # fmt: skip
     for name in runs:
         assert (out / "runs" / name / "result.json").exists()
     rows = _rows(out / "results.csv")
     # three clients' distributions and the held-out task; one downstream error per downstream run
-    assert len(rows) == (len(runs) - 6) * 4 + 6
+    # FCCL+: each of three models on the four test sets
+    assert len(rows) == (len(runs) - 8) * 4 + 6 + 2 * 12
+    hetero = json.loads((out / "runs" / "fccl-full" / "config.json").read_text())
+    assert [hetero["clients"][c]["width"] for c in ("lab-p", "lab-h")] == [16, 32]
+    assert hetero["fccl"]["correlation"] == 1.0
+    alone = json.loads((out / "runs" / "fccl-no-collaboration" / "config.json").read_text())
+    assert alone["fccl"]["correlation"] == alone["fccl"]["distillation"] == 0.0
+    fccl_roles = {(r["client"], r["test_set"]): r["role"] for r in rows if r["run"] == "fccl-full"}
+    assert fccl_roles[("lab-h", "lab-h")] == "own" and fccl_roles[("lab-h", "lab-p")] == "other"
     tuned = json.loads((out / "runs" / "finetune-scaffold-n8" / "config.json").read_text())
     assert tuned["n_train"] == 8 and tuned["source"] == "scaffold"
     assert tuned["init"] == str(out / "runs" / "scaffold")
@@ -101,6 +119,7 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     report = (out / "report.md").read_text()
     assert "| scaffold |" in report and "| local-only |" in report and "## Robustness" in report
     assert "## Downstream" in report and "| scratch |" in report
+    assert "## FCCL+" in report and "| no-collaboration |" in report
     for png in ("error_vs_round", "client_spread", "communication", "robustness", "downstream"):
         assert (out / f"{png}.png").stat().st_size > 1000
     # SCAFFOLD sends its control variates too: twice FedAvg's bytes

@@ -51,6 +51,8 @@ def _files(run) -> dict:
         elif path.suffix == ".json":
             row = json.loads(path.read_text())
             out[path.name] = {k: v for k, v in row.items() if k not in TIMING}
+        elif path.is_dir():  # FCCL+'s models/CLIENT checkpoints
+            out[path.name] = _files(path)
         elif not path.name.startswith("state-"):
             out[path.name] = path.read_bytes()
     return out
@@ -158,6 +160,34 @@ def test_federated_simulation_stopped_after_every_save_resumes_to_the_same_files
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert ["test" in r for r in rows] == [False, True, True]
+
+
+def _collaborate(fields, out):
+    # FCCL+ with two architectures, collaboration and distillation on public inputs
+    halves = [fields.subset(np.arange(6), "a"), fields.subset(np.arange(6, 12), "b")]
+    nets = [models.FNO(7, 1, w, 2, key=jax.random.key(w)) for w in (4, 6)]
+    return federated.fccl(
+        [models.OperatorModel(models.Normalizer.fit(h), n) for h, n in zip(halves, nets, strict=True)],
+        halves, fields, out, names=["a", "b"], loss=federated.FCCLLoss(modes=2, rank=3),
+        rounds=3, local_steps=2, collab_steps=1, batch_size=3, public_batch=6,
+        evaluate={"all": fields}, eval_every=2,
+    )  # fmt: skip
+
+
+def test_fccl_stopped_after_every_save_resumes_to_the_same_files(fields, tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    saves = _stop_after_save(monkeypatch, 0)
+    _collaborate(fields, whole)
+    assert len(saves) == 3  # after every round
+    for k in range(1, len(saves) + 1):
+        run = tmp_path / f"stopped-{k}"
+        _stop_after_save(monkeypatch, k)
+        with pytest.raises(_Stop):
+            _collaborate(fields, run)
+        _stop_after_save(monkeypatch, 0)
+        _collaborate(fields, run)
+        assert _files(run) == _files(whole), f"stopped after save {k}"
+    assert set(_files(whole)["models"]) == {"a", "b"}
 
 
 def test_open_refuses_foreign_changed_and_finished_directories(tmp_path):

@@ -32,9 +32,17 @@ from scifm.federated._attacks import PoisonedData as PoisonedData
 from scifm.federated._attacks import RandomNoise as RandomNoise
 from scifm.federated._attacks import ScaledUpdate as ScaledUpdate
 from scifm.federated._attacks import SignFlip as SignFlip
+from scifm.federated._config import FCCL as FCCL
+from scifm.federated._config import Downstream as Downstream
 from scifm.federated._config import FederatedStudy as FederatedStudy
 from scifm.federated._config import Robustness as Robustness
 from scifm.federated._config import load_study as load_study
+from scifm.federated._fccl import FCCLLoss as FCCLLoss
+from scifm.federated._fccl import collaboration_loss as collaboration_loss
+from scifm.federated._fccl import consensus_basis as consensus_basis
+from scifm.federated._fccl import fccl as fccl
+from scifm.federated._fccl import features as features
+from scifm.federated._fccl import public_inputs as public_inputs
 from scifm.federated._report import summaries as summaries
 from scifm.federated._report import write_report as write_report
 from scifm.federated._simulate import CLIENT_OPTIMIZERS as CLIENT_OPTIMIZERS
@@ -59,6 +67,9 @@ __all__ = [
     "AbstractAttack",
     "Adam",
     "CLIENT_OPTIMIZERS",
+    "Downstream",
+    "FCCL",
+    "FCCLLoss",
     "FedAdam",
     "FederatedStudy",
     "FedAvg",
@@ -79,6 +90,10 @@ __all__ = [
     "SignFlip",
     "TrimmedMean",
     "client_batches",
+    "collaboration_loss",
+    "consensus_basis",
+    "fccl",
+    "features",
     "federated_normalizer",
     "federated_round",
     "flatten_clients",
@@ -86,6 +101,7 @@ __all__ = [
     "load_study",
     "message_bytes",
     "plan",
+    "public_inputs",
     "run_study",
     "simulate",
     "summaries",

@@ -42,6 +42,7 @@ from scifm.experiments import Task
 from scifm.federated._aggregate import AGGREGATORS
 from scifm.federated._algorithms import ALGORITHMS
 from scifm.federated._attacks import ATTACKS
+from scifm.federated._fccl import FCCLLoss
 from scifm.federated._simulate import CLIENT_OPTIMIZERS
 from scifm.models import get_preset
 from scifm.pdes import check_resolution
@@ -98,6 +99,28 @@ class Downstream:
     validations: int = 5
 
 
+FCCL_VARIANTS = (
+    "full", "no-correlation", "no-similarity", "no-amplitude", "no-distillation",
+    "no-collaboration",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FCCL:
+    """FCCL+ with each client's own model (``presets``: client -> preset, default the
+    study's), on ``n_public`` unlabelled inputs of the ``public`` tasks; each of ``variants``
+    is one run: the full method, one term removed (its weight 0), or no collaboration at all
+    (every collaboration and distillation weight 0: each client trains alone). The terms'
+    weights are ``settings.fccl``."""
+
+    public: tuple[str, ...] = ()
+    n_public: int = 256
+    presets: dict[str, str] = field(default_factory=dict)
+    variants: tuple[str, ...] = ("full", "no-collaboration")
+    collab_steps: int = 2
+    public_batch: int = 64
+
+
 @dataclass(frozen=True)
 class FederatedStudy:
     """A federated study; see the module docstring. Every run takes ``rounds * local_steps``
@@ -113,6 +136,7 @@ class FederatedStudy:
     baselines: tuple[str, ...] = BASELINES
     robustness: Robustness = field(default_factory=Robustness)
     downstream: Downstream = field(default_factory=Downstream)
+    fccl: FCCL = field(default_factory=FCCL)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     preset: str = "fno-64k"
     resolution: int = 32
@@ -176,7 +200,7 @@ class FederatedStudy:
                 raise UserError(
                     f"unknown baseline {name!r}; valid baselines: {', '.join(BASELINES)}"
                 )
-        known = {**ALGORITHMS, **AGGREGATORS, **ATTACKS, **CLIENT_OPTIMIZERS}
+        known = {**ALGORITHMS, **AGGREGATORS, **ATTACKS, **CLIENT_OPTIMIZERS, "fccl": FCCLLoss}
         for name in self.settings:  # every settings table is checked, used by a run or not
             if name in ALGORITHMS:
                 self.algorithm(name)
@@ -186,6 +210,8 @@ class FederatedStudy:
                 self.attack(name)
             elif name in CLIENT_OPTIMIZERS:
                 make("optimizer", name, CLIENT_OPTIMIZERS, self.settings)
+            elif name == "fccl":
+                self.fccl_loss("full")
             else:
                 raise UserError(
                     f"settings.{name}: not an algorithm, aggregator, attack or optimizer; valid: "
@@ -234,6 +260,36 @@ class FederatedStudy:
                         f"with one final model: {', '.join(runs)}"
                     )
 
+        f = self.fccl
+        if f.public:
+            for task in f.public:
+                if task not in self.tasks:
+                    raise UserError(
+                        f"fccl.public: unknown task {task!r}; defined: {', '.join(self.tasks)}"
+                    )
+            check_count("fccl.n_public", f.n_public, minimum=len(f.public))
+            check_count("fccl.collab_steps", f.collab_steps, minimum=0)
+            check_count("fccl.public_batch", f.public_batch, minimum=2)
+            if f.public_batch > f.n_public:
+                raise UserError(
+                    f"fccl.public_batch {f.public_batch} is more than fccl.n_public {f.n_public}"
+                )
+            for client, preset in f.presets.items():
+                if client not in self.clients:
+                    raise UserError(f"fccl.presets: unknown client {client!r}")
+                spec = get_preset(preset)
+                if self.resolution < 2 * spec.modes:
+                    raise UserError(
+                        f"fccl.presets.{client}: {preset} keeps {spec.modes} modes; it needs "
+                        f"resolution >= {2 * spec.modes}, got {self.resolution}"
+                    )
+            for variant in f.variants:
+                if variant not in FCCL_VARIANTS:
+                    raise UserError(
+                        f"unknown fccl variant {variant!r}; valid: {', '.join(FCCL_VARIANTS)}"
+                    )
+            self.fccl_loss("full")
+
     # -- objects from names ----------------------------------------------------------------------
     def algorithm(self, name: str):
         return make("algorithm", name, ALGORITHMS, self.settings)
@@ -243,6 +299,17 @@ class FederatedStudy:
 
     def attack(self, name: str):
         return make("attack", name, ATTACKS, self.settings)
+
+    def fccl_loss(self, variant: str) -> FCCLLoss:
+        """FCCL+'s loss for ``variant``: ``settings.fccl`` with the ablated weights set to 0."""
+        full = make("fccl setting", "fccl", {"fccl": FCCLLoss}, self.settings)
+        if variant == "no-collaboration":
+            zero = ("correlation", "amplitude", "similarity", "distillation")
+        elif variant == "full":
+            zero = ()
+        else:
+            zero = (variant.removeprefix("no-"),)
+        return dataclasses.replace(full, **dict.fromkeys(zero, 0.0))
 
     def client_optimizer(self):
         return make("optimizer", self.optimizer, CLIENT_OPTIMIZERS, self.settings)
@@ -262,12 +329,22 @@ class FederatedStudy:
             files[(task, "test")] = self.n_test
         for task in self.heldout:
             files[(task, "test")] = self.n_test
+        for task in self.fccl.public:
+            files[(task, "public")] = self.public_counts()[task]
         d = self.downstream
         if d.task:
             files[(d.task, "train")] = max(d.n_values)
             files[(d.task, "val")] = d.n_val
             files[(d.task, "test")] = self.n_test
         return files
+
+    def public_counts(self) -> dict[str, int]:
+        """Public inputs per public task (the remainder to the first tasks)."""
+        tasks = self.fccl.public
+        counts = {t: self.fccl.n_public // len(tasks) for t in tasks}
+        for t in tasks[: self.fccl.n_public - sum(counts.values())]:
+            counts[t] += 1
+        return counts
 
     def slices(self) -> dict[str, dict[str, tuple[int, int]]]:
         """Each client's ``[start, stop)`` of each task's training file (disjoint, in order)."""

@@ -22,6 +22,7 @@ from scifm.federated._study import Kind, Run, bad_clients, robust_run
 
 MB = 2**20
 DOWNSTREAM = (Kind.FINETUNE, Kind.SCRATCH)
+SEPARATE = (*DOWNSTREAM, Kind.FCCL)  # reported in their own sections
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def summaries(study: FederatedStudy, finished: Sequence[tuple[Run, dict]]) -> li
     """One summary per algorithm, baseline and robustness run (local-only runs as one)."""
     out, local = [], []
     for run, result in finished:
-        if run.kind in DOWNSTREAM:
+        if run.kind in SEPARATE:
             continue
         if run.kind == Kind.LOCAL:
             local.append((run, result))
@@ -106,7 +107,7 @@ def curves(
     result: dict[str, list] = {}
     local: dict[int, list] = {}
     for run, _ in finished:
-        if run.kind in DOWNSTREAM:
+        if run.kind in SEPARATE:
             continue
         rows = [r for r in read_jsonl(out / "runs" / run.name / "metrics.jsonl") if "test" in r]
         if run.kind == Kind.LOCAL:
@@ -238,6 +239,38 @@ def plot_robustness(study, errors: dict[tuple[str, str], float]):
     ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def fccl_section(study, runs) -> list[str]:
+    """The FCCL+ table: each variant's models on their own and the others' distributions."""
+    f = study.fccl
+    presets = {c: f.presets.get(c, study.preset) for c in study.clients}
+    lines = [
+        "## FCCL+: heterogeneous models collaborating on public inputs",
+        "",
+        "Models: "
+        + ", ".join(f"{c} {p}" for c, p in presets.items())
+        + f". Public: {f.n_public} unlabelled inputs of {', '.join(f.public)}; "
+        f"{f.collab_steps} collaboration step(s) on {f.public_batch} of them per round. Each "
+        "client's model on its own distribution (own), on the other clients' (others), held out.",
+        "",
+        "| variant | " + " | ".join(study.clients) + " | own (mean) | others (mean) | held-out "
+        "| MiB sent per client |",
+        "| --- " * (len(study.clients) + 5) + "|",
+    ]
+    for run, result in runs:
+        test = result["test"]
+        own = [test[c][c] for c in study.clients]
+        others = [test[c][t] for c in study.clients for t in study.clients if t != c]
+        held = [test[c][t] for c in study.clients for t in study.heldout]
+        lines.append(
+            f"| {run.algorithm} | "
+            + " | ".join(_g(v) for v in own)
+            + f" | {_g(float(np.mean(own)))} | {_g(float(np.mean(others)) if others else None)} "
+            f"| {_g(float(np.mean(held)) if held else None)} "
+            f"| {result['bytes_sent_per_client'] / MB:.3g} |"
+        )
+    return [*lines, ""]
 
 
 def downstream_errors(study, finished) -> dict[str, dict[int, float]]:
@@ -374,6 +407,9 @@ def write_report(study: FederatedStudy, out: Path, finished: Sequence[tuple[Run,
             )
         lines += ["", "![robustness](robustness.png)", ""]
         save_figure(plot_robustness(study, errors), out / "robustness.png")
+    fccl_runs = [(run, result) for run, result in finished if run.kind == Kind.FCCL]
+    if fccl_runs:
+        lines += fccl_section(study, fccl_runs)
     d = study.downstream
     if d.task:
         table = downstream_errors(study, finished)

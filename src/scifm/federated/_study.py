@@ -36,6 +36,7 @@ from scifm.federated._aggregate import Mean
 from scifm.federated._algorithms import FedAvg
 from scifm.federated._attacks import NoAttack
 from scifm.federated._config import FederatedStudy
+from scifm.federated._fccl import fccl
 from scifm.federated._simulate import initial_model, simulate
 
 STUDY = "study.json"
@@ -45,6 +46,7 @@ EXTENSIBLE = ("algorithms", "baselines", "robustness", "settings")
 class Kind:
     FEDERATED, CENTRALISED, LOCAL, ROBUST = "federated", "centralised", "local", "robust"
     FINETUNE, SCRATCH = "finetune", "scratch"  # downstream
+    FCCL = "fccl"  # heterogeneous models
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Run:
             return f"local-only ({self.client})"
         if self.kind == Kind.ROBUST:
             return f"fedavg + {self.aggregator}, attack {self.attack}"
+        if self.kind == Kind.FCCL:
+            return f"FCCL+ {self.algorithm}"
         if self.kind == Kind.FINETUNE:
             return f"fine-tune {self.source}, n = {self.n}"
         if self.kind == Kind.SCRATCH:
@@ -86,6 +90,8 @@ def plan(study: FederatedStudy) -> list[Run]:
             if attack == "none" and rule == "mean" and "fedavg" in study.algorithms:
                 continue  # that is the fedavg run
             runs.append(Run(f"robust-{rule}-{attack}", Kind.ROBUST, aggregator=rule, attack=attack))
+    if study.fccl.public:
+        runs += [Run(f"fccl-{v}", Kind.FCCL, algorithm=v) for v in study.fccl.variants]
     d = study.downstream
     for n in d.n_values if d.task else ():
         runs += [Run(f"finetune-{s}-n{n}", Kind.FINETUNE, source=s, n=n) for s in d.sources]
@@ -204,6 +210,8 @@ def run_one(
     folder = out / "runs" / run.name
     if run.kind in (Kind.FINETUNE, Kind.SCRATCH):
         return _downstream(study, out, run, folder, progress)
+    if run.kind == Kind.FCCL:
+        return _fccl(study, out, run, folder, clients, tests, settings)
     if (folder / RESULT).exists():
         return read_json(folder / RESULT, f"delete {folder} to redo the run")
     try:
@@ -229,6 +237,33 @@ def run_one(
             bad=bad_clients(study) if robust and run.attack != "none" else (),
             **settings,
         )
+    except RunFinished:
+        return read_json(folder / RESULT, f"delete {folder} to redo the run")
+
+
+def public_set(study: FederatedStudy, out: Path) -> FieldSet:
+    """The public inputs of FCCL+ (their solutions are dropped by :func:`fccl`)."""
+    return FieldSet.concatenate(
+        [data.FieldSet.load(data_path(out, t, "public")) for t in study.fccl.public], name="public"
+    )
+
+
+def _fccl(study, out, run, folder, clients, tests, settings) -> dict:
+    names = list(study.clients)
+    models = [
+        initial_model([d], preset=study.fccl.presets.get(n, study.preset), seed=study.seed)
+        for n, d in zip(names, clients, strict=True)
+    ]
+    try:
+        return fccl(
+            models, clients, public_set(study, out), folder, names=names,
+            loss=study.fccl_loss(run.algorithm), rounds=study.rounds,
+            local_steps=study.local_steps, collab_steps=study.fccl.collab_steps,
+            batch_size=study.batch_size, public_batch=study.fccl.public_batch, lr=study.lr,
+            seed=study.seed, evaluate=tests, eval_every=study.eval_every,
+            metadata={"study": study.name, "run": run.name, "kind": run.kind},
+            progress=settings["progress"],
+        )  # fmt: skip
     except RunFinished:
         return read_json(folder / RESULT, f"delete {folder} to redo the run")
 
@@ -276,6 +311,26 @@ COLUMNS = (
 )  # fmt: skip
 
 
+def _row(run: Run, result: dict, *, bad, client, test_set, role, error) -> dict:
+    return {
+        "run": run.name,
+        "kind": run.kind,
+        "algorithm": run.algorithm,
+        "aggregator": run.aggregator,
+        "attack": run.attack,
+        "bad": bad,
+        "client": client,
+        "source": run.source,
+        "n": run.n or "",
+        "test_set": test_set,
+        "role": role,
+        "rel_l2": error,
+        "bytes_sent_per_client": result["bytes_sent_per_client"],
+        "rounds": result["rounds"],
+        "seconds": result["seconds"],
+    }
+
+
 def result_rows(study: FederatedStudy, finished: list[tuple[Run, dict]]) -> list[dict]:
     """One row per (run, test set) from the runs' results."""
     rows = []
@@ -285,6 +340,19 @@ def result_rows(study: FederatedStudy, finished: list[tuple[Run, dict]]) -> list
         else ""
     )
     for run, result in finished:
+        if run.kind == Kind.FCCL:  # one model per client: every model on every test set
+            for client, errors in result["test"].items():
+                for test_set, error in errors.items():
+                    role = (
+                        "heldout"
+                        if test_set in study.heldout
+                        else "own"
+                        if test_set == client
+                        else "other"
+                    )
+                    rows.append(_row(run, result, bad="", client=client, test_set=test_set,
+                                     role=role, error=error))  # fmt: skip
+            continue
         for test_set, error in result["test"].items():
             if run.kind in (Kind.FINETUNE, Kind.SCRATCH):
                 role = "downstream"
@@ -295,24 +363,12 @@ def result_rows(study: FederatedStudy, finished: list[tuple[Run, dict]]) -> list
             else:
                 role = "client"
             rows.append(
-                {
-                    "run": run.name,
-                    "kind": run.kind,
-                    "algorithm": run.algorithm,
-                    "aggregator": run.aggregator,
-                    "attack": run.attack,
-                    "bad": bad if run.kind == Kind.ROBUST and run.attack != "none" else "",
-                    "client": run.client,
-                    "source": run.source,
-                    "n": run.n or "",
-                    "test_set": test_set,
-                    "role": role,
-                    "rel_l2": error,
-                    "bytes_sent_per_client": result["bytes_sent_per_client"],
-                    "rounds": result["rounds"],
-                    "seconds": result["seconds"],
-                }
-            )
+                _row(
+                    run, result,
+                    bad=bad if run.kind == Kind.ROBUST and run.attack != "none" else "",
+                    client=run.client, test_set=test_set, role=role, error=error,
+                )
+            )  # fmt: skip
     return rows
 
 

@@ -12,6 +12,11 @@ from scifm.federated._report import write_report
 from scifm.federated._study import plan, prepare, result_rows, run_one, write_results
 
 
+def _mean(test: dict) -> float:
+    """The mean of a result's test errors (FCCL+ nests them per client)."""
+    return float(np.mean([_mean(v) if isinstance(v, dict) else v for v in test.values()]))
+
+
 def run_study(study: FederatedStudy, out: str | Path, *, progress: bool = True) -> Path:
     """Run every run of ``study`` into ``out`` (resumable) and write results and report.
 
@@ -32,10 +37,7 @@ def run_study(study: FederatedStudy, out: str | Path, *, progress: bool = True) 
             bar = RunBar(display, run.label) if progress else NoProgress()
             result = run_one(study, out, run, bar)
             finished.append((run, result))
-            runs_bar.update(
-                advance=1,
-                info=f"last: {run.name}, error {np.mean(list(result['test'].values())):.3g}",
-            )
+            runs_bar.update(advance=1, info=f"last: {run.name}, error {_mean(result['test']):.3g}")
     finally:
         display.close()
     write_results(result_rows(study, finished), out / "results.csv")
