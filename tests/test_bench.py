@@ -55,6 +55,18 @@ def test_bench_fno_writes_json_to_a_fresh_default_name(tmp_path):
     assert "torch s/step" in r.stdout and "speed-up" in r.stdout
 
 
+def test_bench_federated_times_the_vmapped_round_beside_clients_in_turn(tmp_path, capsys):
+    out = tmp_path / "fed.json"
+    argv = ["bench", "federated", *TINY["federated"], "--clients", "1,3", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert [r["clients"] for r in result["rows"]] == [1, 3]
+    for row in result["rows"]:
+        assert row["vmapped_s"] > 0 and row["mapped_s"] > 0 and row["in_turn_s"] > 0
+        assert row["speedup"] == row["in_turn_s"] / row["mapped_s"]
+    assert "speed-up" in capsys.readouterr().out
+
+
 def test_torch_peer_is_the_same_network():
     """scifm's FNO weights copied into the peer give the same output: the benchmark times
     the same computation in both libraries."""
@@ -168,6 +180,7 @@ def test_write_json_never_replaces_a_file_that_appeared(tmp_path):
 def no_measuring(monkeypatch):
     """Any measurement fails the test: refusals must come before the first one."""
     from scifm.bench import _data
+    from scifm.bench import federated as _federated
     from scifm.bench import fno as _fno
     from scifm.bench import pinn as _pinn
 
@@ -177,6 +190,7 @@ def no_measuring(monkeypatch):
     monkeypatch.setattr(_fno, "_Stepper", measured)
     monkeypatch.setattr(_pinn, "_run_worker", measured)
     monkeypatch.setattr(_data, "_peak_memory", measured)
+    monkeypatch.setattr(_federated, "_setup", measured)
 
 
 TINY = {
@@ -184,6 +198,18 @@ TINY = {
     "fno": ["--presets", "fno-64k", "--resolutions", "16", "--steps", "1"],
     "finetune": ["--model", "fno-64k", "--resolution", "16", "--batch", "1", "--steps", "1"],
     "pinn": ["--dims", "10", "--estimators", "stde", "--num-samples", "2", "--repeats", "1"],
+    "federated": [
+        "--presets",
+        "fno-64k",
+        "--clients",
+        "2",
+        "--resolution",
+        "16",
+        "--local-steps",
+        "1",
+        "--rounds",
+        "1",
+    ],
 }
 
 BAD_OPTIONS = [
@@ -204,6 +230,11 @@ BAD_OPTIONS = [
     ("finetune", "--resolution", "0", "resolution must be an integer >= 1, got 0"),
     ("finetune", "--resolution", "4", "fno-64k has 4 modes, so resolution must be >= 8, got 4"),
     ("finetune", "--model", "fno-9z", "unknown model preset 'fno-9z'"),
+    ("federated", "--clients", "0", "--clients must be an integer >= 1, got 0"),
+    ("federated", "--clients", "", "--clients takes a comma-separated list of at least one"),
+    ("federated", "--presets", "fno-9z", "unknown model preset 'fno-9z'"),
+    ("federated", "--resolution", "8", "--resolution 8 is too coarse for fno-64k"),
+    ("federated", "--rounds", "0", "--rounds must be an integer >= 1, got 0"),
     ("pinn", "--dims", "", "--dims takes a comma-separated list of at least one value"),
     ("pinn", "--dims", "0", "dims must be integers >= 1, got 0"),
     ("pinn", "--dims", "1e3,x", "--dims takes a comma-separated list, got '1e3,x'"),

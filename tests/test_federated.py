@@ -220,6 +220,25 @@ def test_scaffold_control_variates_follow_the_formula(pool):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_batched_and_mapped_clients_give_the_same_round(pool):
+    clients = [_part(pool, 0, 12, "a"), _part(pool, 12, 24, "b"), _part(pool, 24, 36, "c")]
+    model = _tiny(clients[0])
+    alg, opt = Scaffold(), federated.Adam()
+    state, server = federated.init_clients(alg, opt, model.net, 3)
+    index = [federated.client_batches(12, 4, s, 0, 2) for s in range(3)]
+    taken = [d.take(i.reshape(-1)) for d, i in zip(clients, index, strict=True)]
+    batches = tuple(
+        np.stack([t[j] for t in taken]).reshape(3, 2, 4, *taken[0][j].shape[1:]) for j in range(3)
+    )
+    args = (alg, Median(), federated.RandomNoise(0.1), opt, train.relative_l2, model, server,
+            state, batches, np.asarray([1e-3, 5e-4]), jnp.ones(3), jnp.asarray([False, True, False]),
+            jax.random.key(3))  # fmt: skip
+    mapped = federated.federated_round(*args, False)
+    batched = federated.federated_round(*args, True)
+    for a, b in zip(jax.tree.leaves(mapped), jax.tree.leaves(batched), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_fedprox_adds_the_proximal_gradient(pool):
     model = _tiny(pool)
     params = eqx.filter(model.net, eqx.is_inexact_array)

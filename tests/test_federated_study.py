@@ -88,7 +88,7 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert len(rows) == (len(runs) - 8) * 4 + 6 + 2 * 12
     hetero = json.loads((out / "runs" / "fccl-full" / "config.json").read_text())
     assert [hetero["clients"][c]["width"] for c in ("lab-p", "lab-h")] == [16, 32]
-    assert hetero["fccl"]["correlation"] == 1.0
+    assert hetero["fccl"]["correlation"] == 0.1  # the default weight
     alone = json.loads((out / "runs" / "fccl-no-collaboration" / "config.json").read_text())
     assert alone["fccl"]["correlation"] == alone["fccl"]["distillation"] == 0.0
     fccl_roles = {(r["client"], r["test_set"]): r["role"] for r in rows if r["run"] == "fccl-full"}

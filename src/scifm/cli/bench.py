@@ -147,6 +147,52 @@ def bench_fno(
     print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 
+@app.command("federated")
+def bench_federated(
+    presets: str = typer.Option(
+        "fno-64k,fno-1m", "--presets", help="FNO presets, comma-separated."
+    ),
+    clients: str = typer.Option("1,3,5,10", "--clients", help="Client counts, comma-separated."),
+    resolution: int = typer.Option(32, "--resolution", help="Grid points per side."),
+    local_steps: int = typer.Option(10, "--local-steps", help="Local steps per round (>= 1)."),
+    rounds: int = typer.Option(3, "--rounds", help="Timed rounds after compilation (median)."),
+    out: str = _out_option("federated"),
+    overwrite: bool = _overwrite_option(),
+):
+    """One federated round with K clients in one compiled call (vmapped) against the same
+    clients stepped one after another (MarsFL's execution model), side by side: median time
+    per round, per client step, and the speed-up."""
+    from rich.console import Console
+
+    from scifm import bench
+    from scifm._checks import check_count
+    from scifm.bench import federated
+    from scifm.models import get_preset
+    from scifm.pdes import check_resolution
+
+    names = _list("--presets", presets)
+    counts = _list("--clients", clients, int)
+    for preset in names:
+        if resolution < 2 * get_preset(preset).modes:
+            raise UserError(f"--resolution {resolution} is too coarse for {preset}")
+    for k in counts:
+        check_count("--clients", k)
+    check_count("--local-steps", local_steps)
+    check_count("--rounds", rounds)
+    check_resolution(resolution)
+    path = _output("federated", out, overwrite)
+    console = Console(width=120)
+    result = federated.bench_federated(
+        names, counts, resolution=resolution, local_steps=local_steps, rounds=rounds,
+        report=_live(console, federated.federated_table),
+    )  # fmt: skip
+    _print(console, federated.federated_table(result["rows"]))
+    m = result["machine"]
+    print(f"machine: {m['processor']}, {m['cpus']} CPUs, jax {m['jax']} ({m['backend']})")
+    print("Flower's overhead per round on loopback: not measured (the Flower runner is not built)")
+    print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
+
+
 @app.command("finetune")
 def bench_finetune(
     model: str = typer.Option("fno-1m", "--model", help="FNO preset."),

@@ -51,6 +51,7 @@ from scifm.federated._simulate import Adam as Adam
 from scifm.federated._simulate import client_batches as client_batches
 from scifm.federated._simulate import federated_normalizer as federated_normalizer
 from scifm.federated._simulate import federated_round as federated_round
+from scifm.federated._simulate import init_clients as init_clients
 from scifm.federated._simulate import initial_model as initial_model
 from scifm.federated._simulate import message_bytes as message_bytes
 from scifm.federated._simulate import simulate as simulate
@@ -97,6 +98,7 @@ __all__ = [
     "federated_normalizer",
     "federated_round",
     "flatten_clients",
+    "init_clients",
     "initial_model",
     "load_study",
     "message_bytes",

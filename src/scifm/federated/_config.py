@@ -117,7 +117,7 @@ class FCCL:
     n_public: int = 256
     presets: dict[str, str] = field(default_factory=dict)
     variants: tuple[str, ...] = ("full", "no-collaboration")
-    collab_steps: int = 2
+    collab_steps: int = 1
     public_batch: int = 64
 
 

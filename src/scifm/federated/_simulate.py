@@ -1,8 +1,9 @@
 """The in-process federation: K clients of one architecture stepped together, round by round.
 
-One round is one compiled call: the clients' local training is ``jax.vmap`` over clients of a
-``jax.lax.scan`` over their E local steps, followed by the attack (if any), the aggregation
-and the server step. It is deterministic: batches come from each client's own seeded stream
+One round is one compiled call: the clients' local training (a ``jax.lax.scan`` over their E
+local steps) for every client, by ``jax.lax.map`` on the CPU and ``jax.vmap`` elsewhere
+(:func:`default_vectorize`), followed by the attack (if any), the aggregation and the server
+step. It is deterministic: batches come from each client's own seeded stream
 (:func:`scifm.data.epoch_batches` by ``(seed_k, epoch)``, continued across rounds), the
 learning rate from the cosine schedule over all ``rounds * E`` steps, the attack's noise from
 ``(seed, round)``. The run directory (:mod:`scifm._runs`) holds the global model, the server
@@ -74,7 +75,7 @@ def _stacked(tree, k: int):
 
 
 @eqx.filter_jit
-def _init_clients(algorithm, optimizer, net, k: int):
+def init_clients(algorithm, optimizer, net, k: int):
     params = eqx.filter(net, eqx.is_inexact_array)
     single = (optimizer.transformation().init(params), algorithm.init_client(params))
     return _stacked(single, k), algorithm.init_server(params)
@@ -95,10 +96,15 @@ def federated_round(
     weights,
     bad,
     key,
+    vectorize: bool = False,
 ):
-    """One round: local training of every client (vmapped), attack, aggregation, server step.
+    """One round: local training of every client, attack, aggregation, server step.
 
     Args:
+        vectorize: the clients' local training as one batched computation (``jax.vmap``:
+            wide devices, the GPU) or one client after another inside the same compiled call
+            (``jax.lax.map``: faster on the CPU, where batching K clients' distinct weights
+            turns every matrix product into a batched one; BENCHMARKS.md).
         batches: ``(f, c, u)`` with leading axes ``(K, E, B)``.
         lrs: the E local steps' learning rates.
         weights: the clients' aggregation weights (their example counts).
@@ -139,13 +145,23 @@ def federated_round(
         extra_after = algorithm.after_local(extra, server, delta, mean_gradient)
         return delta, (opt_state, extra_after), jnp.mean(losses)
 
-    deltas, after, losses = jax.vmap(local)(clients, *batches)
+    if vectorize:
+        deltas, after, losses = jax.vmap(local)(clients, *batches)
+    else:
+        deltas, after, losses = jax.lax.map(lambda args: local(*args), (clients, *batches))
     deltas = attack_updates(attack, deltas, bad, key)
     rows, unflatten = flatten_clients(deltas)
     update = unflatten(aggregator(rows, weights.astype(rows.dtype)))
     params, server = algorithm.server_step(params, update, server, clients[1], after[1])
     model = eqx.tree_at(lambda m: m.net, model, eqx.combine(params, static))
     return model, server, after, losses
+
+
+def default_vectorize() -> bool:
+    """Batch the clients (``jax.vmap``) on accelerators; on the CPU step them one after another
+    inside the round's compiled call (``jax.lax.map``): on the 2-core CPU the batched round was
+    0.8-1.1x the speed of clients in turn, the mapped one as fast as them (BENCHMARKS.md)."""
+    return jax.default_backend() != "cpu"
 
 
 def client_batches(n: int, batch_size: int, seed: int, first: int, count: int) -> np.ndarray:
@@ -288,7 +304,7 @@ def simulate(
         **{key: v for key, v in (metadata or {}).items() if key != "model"},
     }
     run = RunDirectory.open(out, config)
-    client_state, server = _init_clients(algorithm, optimizer, model.net, k)
+    client_state, server = init_clients(algorithm, optimizer, model.net, k)
     state = {"round": 0, "seconds": 0.0}
     saved = run.load_state((model, server, client_state))
     if saved is not None:
@@ -298,6 +314,7 @@ def simulate(
     bad_mask = jnp.asarray([i in bad for i in range(k)])
     sent = message_bytes(algorithm, model.net)
     total = rounds * local_steps
+    vectorize = default_vectorize()
     progress.start(rounds, state["round"])
     try:
         for r in range(state["round"] + 1, rounds + 1):
@@ -320,7 +337,7 @@ def simulate(
             key = jax.random.fold_in(jax.random.key(seed), r)
             model, server, client_state, losses = federated_round(
                 algorithm, aggregator, attack, optimizer, loss, model, server, client_state,
-                batches, lrs, weights, bad_mask, key,
+                batches, lrs, weights, bad_mask, key, vectorize,
             )  # fmt: skip
             losses = np.asarray(losses, np.float64)
             if not np.all(np.isfinite(losses)):
