@@ -160,7 +160,7 @@ def federated_round(
 def default_vectorize() -> bool:
     """Batch the clients (``jax.vmap``) on accelerators; on the CPU step them one after another
     inside the round's compiled call (``jax.lax.map``): on the 2-core CPU the batched round was
-    0.8-1.1x the speed of clients in turn, the mapped one as fast as them (BENCHMARKS.md)."""
+    0.81-0.97x the speed of clients in turn, the mapped one 0.96-1.04x (BENCHMARKS.md)."""
     return jax.default_backend() != "cpu"
 
 
