@@ -144,8 +144,21 @@ CASES = [
     ([*FED, "--set", "clients.lab-a.poisson=2"], "fewer than the batch size"),
     ([*FED, "--set", "heldout=['nope']"], "heldout: unknown task 'nope'"),
     ([*FED, "--set", "optimizer=lbfgs"], "valid optimizers: adam, sgd"),
+    (
+        [*FED, "--set", "fccl.public=['poisson']", "--set", "fccl.variants=['x']"],
+        "unknown fccl variant 'x'",
+    ),
+    (
+        [*FED, "--set", "fccl.public=['poisson']", "--set", "fccl.presets.lab-z='fno-1m'"],
+        "fccl.presets: unknown client 'lab-z'",
+    ),
+    (
+        [*FED, "--set", "settings.fccl.temperature=0"],
+        "fccl temperature must be a finite number > 0",
+    ),
+    ([*FED, "--set", "downstream.task=poisson"], "downstream.task 'poisson' is a client's task"),
     (["federated", "study", "{w}/none.toml"], "no federated study file"),
-    (["federated", "study", "fed-bogus"], "fed-demo, fed-robust"),
+    (["federated", "study", "fed-bogus"], "fed-demo, fed-fccl, fed-robust"),
     ([*FED[:-2], "--out", "{w}/foreign"], "not a scifm federated study"),
 ]
 

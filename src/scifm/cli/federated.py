@@ -13,7 +13,7 @@ app = typer.Typer(
 @app.command()
 def study(
     config: str = typer.Argument(
-        ..., help="Federated study: a TOML file, or a shipped name (fed-demo, fed-robust)."
+        ..., help="Federated study: a TOML file, or a shipped name (fed-demo, fed-robust, fed-fccl)."
     ),
     out: str = typer.Option(
         None, "--out", help="Study directory [default: sweeps/<study name>]; reruns resume it."
@@ -26,11 +26,12 @@ def study(
     ),
 ):
     """Run a federated study: every client's data, each algorithm, the centralised and
-    local-only baselines, and FedAvg under attack with each aggregation rule.
+    local-only baselines, FedAvg under attack with each aggregation rule, FCCL+ with
+    heterogeneous models, and the final models fine-tuned on a downstream task.
 
     Every run is a run directory resumed at its last round when the study is rerun. Writes
     results.csv, report.md and plots (error vs round, error per client, communication vs
-    error, robustness) into the study directory.
+    error, robustness, downstream) into the study directory.
 
     Example: scifm federated study fed-demo --set rounds=10 --out sweeps/fed
     """

@@ -302,7 +302,7 @@ class FederatedStudy:
 
     def fccl_loss(self, variant: str) -> FCCLLoss:
         """FCCL+'s loss for ``variant``: ``settings.fccl`` with the ablated weights set to 0."""
-        full = make("fccl setting", "fccl", {"fccl": FCCLLoss}, self.settings)
+        full = make("method", "fccl", {"fccl": FCCLLoss}, self.settings)
         if variant == "no-collaboration":
             zero = ("correlation", "amplitude", "similarity", "distillation")
         elif variant == "full":
