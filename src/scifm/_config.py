@@ -11,7 +11,6 @@ defines ``from_table(data) -> dict`` to map the table to its fields first.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 import typing
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scifm._checks import UserError
+from scifm._runs import read_json
 
 
 def build(cls, data, where: str = ""):
@@ -143,11 +143,6 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
 
 
 def read_json_config(path: Path, what: str) -> dict:
-    """The table saved as JSON by a study (``study.json``)."""
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path} is not valid JSON (a corrupt {what} file)") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} does not hold a JSON table (a corrupt {what} file)")
-    return data
+    """The table saved as JSON by a study (``study.json``); a corrupt file is refused in one
+    line (:func:`scifm._runs.read_json`)."""
+    return read_json(path, f"restore it or delete it to reload the {what}")

@@ -53,6 +53,10 @@ class Task:
             "options": {k: v for k, v in data.items() if k not in ("system", "shift")},
         }
 
+    def to_table(self) -> dict:
+        """The task as its TOML table (the inverse of :meth:`from_table`)."""
+        return {"system": self.system, "shift": self.shift, **plain(self.options)}
+
     def build(self) -> pdes.AbstractPDESystem:
         """The PDE system; a wrong option names the valid ones."""
         cls = pdes.SYSTEMS.get(self.system)
@@ -299,10 +303,7 @@ class Study:
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = plain(dataclasses.asdict(self))
-        d["tasks"] = {
-            name: {"system": t.system, "shift": t.shift, **plain(t.options)}
-            for name, t in self.tasks.items()
-        }
+        d["tasks"] = {name: t.to_table() for name, t in self.tasks.items()}
         return d
 
     @classmethod

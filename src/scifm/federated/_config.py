@@ -359,10 +359,7 @@ class FederatedStudy:
 
     def to_dict(self) -> dict:
         d = plain(dataclasses.asdict(self))
-        d["tasks"] = {
-            name: {"system": t.system, "shift": t.shift, **plain(t.options)}
-            for name, t in self.tasks.items()
-        }
+        d["tasks"] = {name: t.to_table() for name, t in self.tasks.items()}
         return d
 
     @classmethod

@@ -148,20 +148,22 @@ def _predict_features(model, f, c, modes: int):
     return features(jax.vmap(model)(f, c), modes)
 
 
+def _adam_step(model, opt_state, objective, lr):
+    """One Adam step of ``objective(net)`` on ``model.net``: the model, state and value."""
+    value, grads = eqx.filter_value_and_grad(objective)(model.net)
+    params = eqx.filter(model.net, eqx.is_inexact_array)
+    updates, opt_state = make_optimizer().update(grads, opt_state, params, learning_rate=lr)
+    net = eqx.apply_updates(model.net, updates)
+    return eqx.tree_at(lambda m: m.net, model, net), opt_state, value
+
+
 @eqx.filter_jit
 def _collaborate(model, opt_state, f, c, zbar, basis, lr, loss: FCCLLoss):
     def objective(net):
         m = eqx.tree_at(lambda m: m.net, model, net)
         return collaboration_loss(loss, features(jax.vmap(m)(f, c), loss.modes), zbar, basis)
 
-    value, grads = eqx.filter_value_and_grad(objective)(model.net)
-    params = eqx.filter(model.net, eqx.is_inexact_array)
-    updates, opt_state = make_optimizer().update(grads, opt_state, params, learning_rate=lr)
-    return (
-        eqx.tree_at(lambda m: m.net, model, eqx.apply_updates(model.net, updates)),
-        opt_state,
-        value,
-    )
+    return _adam_step(model, opt_state, objective, lr)
 
 
 def _relative_squared(pred, target):
@@ -182,14 +184,7 @@ def _local(model, opt_state, f, c, u, fp, cp, teacher, lr, loss: FCCLLoss):
             value += loss.distillation * _relative_squared(jax.vmap(m)(fp, cp), target)
         return value
 
-    value, grads = eqx.filter_value_and_grad(objective)(model.net)
-    params = eqx.filter(model.net, eqx.is_inexact_array)
-    updates, opt_state = make_optimizer().update(grads, opt_state, params, learning_rate=lr)
-    return (
-        eqx.tree_at(lambda m: m.net, model, eqx.apply_updates(model.net, updates)),
-        opt_state,
-        value,
-    )
+    return _adam_step(model, opt_state, objective, lr)
 
 
 @eqx.filter_jit
