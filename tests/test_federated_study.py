@@ -49,7 +49,7 @@ modes = 4
 rank = 3
 [downstream]
 task = "advdiff"
-sources = ["scaffold", "centralised"]
+sources = ["scaffold"]
 n_values = [4, 8]
 steps = 4
 n_val = 4
@@ -77,15 +77,15 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert runs == [
         "fedavg", "scaffold", "centralised", "local-lab-p", "local-lab-h", "local-lab-m",
         "robust-median-none", "robust-mean-sign-flip", "robust-median-sign-flip",
-        "fccl-full", "fccl-no-collaboration", "finetune-scaffold-n4", "finetune-centralised-n4", "scratch-n4",
-        "finetune-scaffold-n8", "finetune-centralised-n8", "scratch-n8",
+        "fccl-full", "fccl-no-collaboration", "finetune-scaffold-n4", "scratch-n4",
+        "finetune-scaffold-n8", "scratch-n8",
     ]  # fmt: skip
     for name in runs:
         assert (out / "runs" / name / "result.json").exists()
     rows = _rows(out / "results.csv")
     # three clients' distributions and the held-out task; one downstream error per downstream run
     # FCCL+: each of three models on the four test sets
-    assert len(rows) == (len(runs) - 8) * 4 + 6 + 2 * 12
+    assert len(rows) == (len(runs) - 6) * 4 + 4 + 2 * 12
     hetero = json.loads((out / "runs" / "fccl-full" / "config.json").read_text())
     assert [hetero["clients"][c]["width"] for c in ("lab-p", "lab-h")] == [16, 32]
     assert hetero["fccl"]["correlation"] == 0.1  # the default weight
@@ -100,7 +100,7 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert scratch["init"] is None and scratch["n_train"] == 8
     down = [r for r in rows if r["role"] == "downstream"]
     assert {(r["source"], r["n"]) for r in down} == {
-        (s, n) for s in ("scaffold", "centralised", "") for n in ("4", "8")
+        (s, n) for s in ("scaffold", "") for n in ("4", "8")
     }
     central = json.loads((out / "runs" / "centralised" / "config.json").read_text())
     assert central["batch_size"] == 12 and list(central["clients"]) == ["pooled"]
