@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from scifm import RunConflict, federated
@@ -174,3 +175,40 @@ def test_shipped_studies_load_and_plan(name):
     study = federated.load_study(name)
     assert federated.plan(study)
     assert federated.load_study(name, ["rounds=3"]).rounds == 3
+
+
+def test_dirichlet_split_sums_fills_batches_and_skews_with_small_alpha():
+    tasks = ("poisson", "helmholtz", "advdiff")
+    split = federated.dirichlet_clients(tasks, 6, 600, 0.3, 0, 16)
+    assert list(split) == [f"client-{k}" for k in range(1, 7)]
+    sizes = [sum(h.values()) for h in split.values()]
+    assert sum(sizes) == 600 and min(sizes) >= 16
+    assert split == federated.dirichlet_clients(tasks, 6, 600, 0.3, 0, 16)  # deterministic
+
+    def dominance(alpha):  # mean share of each client's largest task, over many draws
+        shares = []
+        for seed in range(40):
+            for h in federated.dirichlet_clients(tasks, 6, 600, alpha, seed, 16).values():
+                shares.append(max(h.values()) / sum(h.values()))
+        return float(np.mean(shares))
+
+    assert dominance(0.1) > 0.85 > 0.5 > dominance(100.0)  # skewed vs nearly even (1/3)
+
+
+def test_a_dirichlet_study_draws_its_clients_and_reloads_the_same(tmp_path):
+    path = tmp_path / "d.toml"
+    text = (
+        STUDY.split("[clients]")[0]
+        + "[dirichlet]\nclients = 4\ntasks = ['poisson', 'helmholtz']\nn = 64\nalpha = 0.5\n"
+    )
+    path.write_text(text)
+    study = federated.load_study(path, ["robustness.attacks=[]", "fccl.public=[]"])
+    assert len(study.clients) == 4 and sum(sum(h.values()) for h in study.clients.values()) == 64
+    (tmp_path / "study.json").write_text(json.dumps(study.to_dict()))
+    assert federated.load_study(tmp_path / "study.json") == study
+    with pytest.raises(ValueError, match="either a clients table or a dirichlet split"):
+        federated.load_study(
+            path, ["clients.a.poisson=8", "robustness.attacks=[]", "fccl.public=[]"]
+        )
+    with pytest.raises(ValueError, match="dirichlet.n = 12 cannot give 4 clients 4 samples"):
+        federated.load_study(path, ["dirichlet.n=12", "robustness.attacks=[]", "fccl.public=[]"])

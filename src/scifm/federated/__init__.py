@@ -33,9 +33,11 @@ from scifm.federated._attacks import RandomNoise as RandomNoise
 from scifm.federated._attacks import ScaledUpdate as ScaledUpdate
 from scifm.federated._attacks import SignFlip as SignFlip
 from scifm.federated._config import FCCL as FCCL
+from scifm.federated._config import Dirichlet as Dirichlet
 from scifm.federated._config import Downstream as Downstream
 from scifm.federated._config import FederatedStudy as FederatedStudy
 from scifm.federated._config import Robustness as Robustness
+from scifm.federated._config import dirichlet_clients as dirichlet_clients
 from scifm.federated._config import load_study as load_study
 from scifm.federated._fccl import FCCLLoss as FCCLLoss
 from scifm.federated._fccl import collaboration_loss as collaboration_loss
@@ -68,6 +70,7 @@ __all__ = [
     "AbstractAttack",
     "Adam",
     "CLIENT_OPTIMIZERS",
+    "Dirichlet",
     "Downstream",
     "FCCL",
     "FCCLLoss",
@@ -93,6 +96,7 @@ __all__ = [
     "client_batches",
     "collaboration_loss",
     "consensus_basis",
+    "dirichlet_clients",
     "fccl",
     "features",
     "federated_normalizer",

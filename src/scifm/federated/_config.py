@@ -36,6 +36,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scifm._checks import UserError, check_count, check_counts, check_positive
 from scifm._config import apply_overrides, build, plain, read_json_config, read_toml
 from scifm.experiments import Task
@@ -72,6 +74,43 @@ def make(kind: str, name: str, registry: dict, settings: dict[str, dict[str, Any
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise UserError(f"settings of {kind} {name}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Dirichlet:
+    """Clients drawn by quantity skew instead of listed: ``clients`` clients over ``tasks``,
+    ``n`` training samples in all. Each client's mixture of tasks is drawn from
+    ``Dirichlet(alpha)`` over the tasks, and its share of the samples from ``Dirichlet(alpha)``
+    over the clients (on top of ``batch_size`` samples each, so every client can fill a
+    batch); small ``alpha`` skews both. Drawn once from the study's ``seed`` (NumPy's
+    ``default_rng([seed, 11])``); counts are rounded by largest remainders, so they sum to
+    ``n``. ``clients = 0``: off (the ``clients`` table is used)."""
+
+    clients: int = 0
+    tasks: tuple[str, ...] = ()
+    n: int = 1024
+    alpha: float = 0.5
+
+
+def dirichlet_clients(
+    tasks: typing.Sequence[str], clients: int, n: int, alpha: float, seed: int, minimum: int
+) -> dict[str, dict[str, int]]:
+    """The ``clients`` table of a :class:`Dirichlet` split (see there)."""
+    rng = np.random.default_rng([seed, 11])
+    sizes = minimum + _round_to(rng.dirichlet(np.full(clients, alpha)) * (n - clients * minimum))
+    out = {}
+    for k, size in enumerate(sizes):
+        counts = _round_to(rng.dirichlet(np.full(len(tasks), alpha)) * size)
+        out[f"client-{k + 1}"] = {t: int(c) for t, c in zip(tasks, counts, strict=True) if c > 0}
+    return out
+
+
+def _round_to(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to integers with the same (integer) sum: largest remainders round up."""
+    base = np.floor(x).astype(int)
+    extra = int(round(x.sum())) - base.sum()
+    base[np.argsort(base - x)[:extra]] += 1
+    return base
 
 
 @dataclass(frozen=True)
@@ -130,11 +169,12 @@ class FederatedStudy:
 
     name: str
     tasks: dict[str, Task]
-    clients: dict[str, dict[str, int]]
+    clients: dict[str, dict[str, int]] = field(default_factory=dict)
     heldout: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ("fedavg", "fedprox", "scaffold", "fedadam")
     baselines: tuple[str, ...] = BASELINES
     robustness: Robustness = field(default_factory=Robustness)
+    dirichlet: Dirichlet = field(default_factory=Dirichlet)
     downstream: Downstream = field(default_factory=Downstream)
     fccl: FCCL = field(default_factory=FCCL)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,8 +208,28 @@ class FederatedStudy:
                 task.build()
             except (TypeError, ValueError) as e:
                 raise UserError(f"tasks.{name}: {e}") from None
+        q = self.dirichlet
+        if q.clients:
+            if self.clients:
+                raise UserError("give either a clients table or a dirichlet split, not both")
+            check_count("dirichlet.clients", q.clients)
+            check_positive("dirichlet.alpha", q.alpha)
+            if not q.tasks:
+                raise UserError("dirichlet.tasks: list the tasks the clients draw from")
+            for task in q.tasks:
+                if task not in self.tasks:
+                    raise UserError(
+                        f"dirichlet.tasks: unknown task {task!r}; defined: {', '.join(self.tasks)}"
+                    )
+            if q.n < q.clients * self.batch_size:
+                raise UserError(
+                    f"dirichlet.n = {q.n} cannot give {q.clients} clients {self.batch_size} "
+                    f"samples each (the batch size); raise it to >= {q.clients * self.batch_size}"
+                )
+            drawn = dirichlet_clients(q.tasks, q.clients, q.n, q.alpha, self.seed, self.batch_size)
+            object.__setattr__(self, "clients", drawn)
         if not self.clients:
-            raise UserError("clients: define at least one client")
+            raise UserError("clients: define at least one client (or a dirichlet split)")
         for client, holdings in self.clients.items():
             if not holdings:
                 raise UserError(f"clients.{client}: give its training samples per task")
@@ -360,6 +420,8 @@ class FederatedStudy:
     def to_dict(self) -> dict:
         d = plain(dataclasses.asdict(self))
         d["tasks"] = {name: t.to_table() for name, t in self.tasks.items()}
+        if self.dirichlet.clients:  # drawn again from the split when read back
+            d["clients"] = {}
         return d
 
     @classmethod
