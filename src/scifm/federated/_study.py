@@ -87,9 +87,9 @@ def plan(study: FederatedStudy) -> list[Run]:
     r = study.robustness
     for attack in ("none", *r.attacks) if r.attacks else ():
         for rule in r.aggregators:
-            if attack == "none" and rule == "mean" and "fedavg" in study.algorithms:
-                continue  # that is the fedavg run
-            runs.append(Run(f"robust-{rule}-{attack}", Kind.ROBUST, aggregator=rule, attack=attack))
+            name = robust_run(study, rule, attack)
+            if name != "fedavg":  # unattacked FedAvg with the mean is the fedavg run
+                runs.append(Run(name, Kind.ROBUST, aggregator=rule, attack=attack))
     if study.fccl.public:
         runs += [Run(f"fccl-{v}", Kind.FCCL, algorithm=v) for v in study.fccl.variants]
     d = study.downstream
@@ -188,6 +188,11 @@ def run_one(
     study: FederatedStudy, out: Path, run: Run, progress: RunProgress = NoProgress()
 ) -> dict:
     """Train ``run`` of ``study`` (resuming it), or read it if finished; its result."""
+    folder = out / "runs" / run.name
+    if run.kind in (Kind.FINETUNE, Kind.SCRATCH):  # reads the downstream task's files only
+        return _downstream(study, out, run, folder, progress)
+    if (folder / RESULT).exists():  # a finished run: no data to load
+        return read_json(folder / RESULT, f"delete {folder} to redo the run")
     clients, tests = client_sets(study, out)
     names = list(study.clients)
     settings = dict(
@@ -207,13 +212,8 @@ def run_one(
             "kind": run.kind,
         },
     )
-    folder = out / "runs" / run.name
-    if run.kind in (Kind.FINETUNE, Kind.SCRATCH):
-        return _downstream(study, out, run, folder, progress)
     if run.kind == Kind.FCCL:
         return _fccl(study, out, run, folder, clients, tests, settings)
-    if (folder / RESULT).exists():
-        return read_json(folder / RESULT, f"delete {folder} to redo the run")
     try:
         if run.kind == Kind.CENTRALISED:
             pooled = FieldSet.concatenate(clients, name="pooled")
