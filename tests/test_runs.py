@@ -58,6 +58,26 @@ def _files(run) -> dict:
     return out
 
 
+def _resumes_after_every_save(run, tmp_path, monkeypatch) -> tuple:
+    """Run ``run(out)`` whole, then stopped right after each of its saves in turn and rerun:
+    every stopped run is unfinished and ends with the whole run's files. Returns the whole
+    run's directory and its number of saves."""
+    whole = tmp_path / "whole"
+    calls = _stop_after_save(monkeypatch, 0)
+    run(whole)
+    saves = len(calls)  # now: later patches wrap this one, and its list goes on growing
+    for k in range(1, saves + 1):
+        stopped = tmp_path / f"stopped-{k}"
+        _stop_after_save(monkeypatch, k)
+        with pytest.raises(_Stop):
+            run(stopped)
+        assert not (stopped / "result.json").exists()
+        _stop_after_save(monkeypatch, 0)
+        run(stopped)
+        assert _files(stopped) == _files(whole), f"stopped after save {k}"
+    return whole, saves
+
+
 def _tiny_model(coefficients=6):
     net = models.FNO(1 + coefficients, 1, 4, 2, key=jax.random.key(0))
     return models.OperatorModel(models.Normalizer(1.0, np.ones(coefficients)), net)
@@ -80,20 +100,10 @@ def _fit_operator(fields, out):
 def test_operator_fit_stopped_after_every_save_resumes_to_the_same_files(
     fields, tmp_path, monkeypatch
 ):
-    whole = tmp_path / "whole"
-    saves = _stop_after_save(monkeypatch, 0)
-    _fit_operator(fields, whole)
-    total = len(saves)
-    assert total == 7  # 5 inside the epochs (not after the last step), 2 at validations
-    for k in range(1, total + 1):
-        run = tmp_path / f"stopped-{k}"
-        _stop_after_save(monkeypatch, k)
-        with pytest.raises(_Stop):
-            _fit_operator(fields, run)
-        assert not (run / "result.json").exists()
-        _stop_after_save(monkeypatch, 0)
-        _fit_operator(fields, run)
-        assert _files(run) == _files(whole), f"stopped after save {k}"
+    whole, saves = _resumes_after_every_save(
+        lambda out: _fit_operator(fields, out), tmp_path, monkeypatch
+    )
+    assert saves == 7  # 5 inside the epochs (not after the last step), 2 at validations
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
 
@@ -115,19 +125,8 @@ def _fit_pinn(out):
 
 
 def test_pinn_fit_stopped_after_every_save_resumes_to_the_same_files(tmp_path, monkeypatch):
-    whole = tmp_path / "whole"
-    saves = _stop_after_save(monkeypatch, 0)
-    _fit_pinn(whole)
-    total = len(saves)
-    assert total == 2  # at step 10 and at the end
-    for k in range(1, total + 1):
-        run = tmp_path / f"stopped-{k}"
-        _stop_after_save(monkeypatch, k)
-        with pytest.raises(_Stop):
-            _fit_pinn(run)
-        _stop_after_save(monkeypatch, 0)
-        _fit_pinn(run)
-        assert _files(run) == _files(whole), f"stopped after save {k}"
+    _, saves = _resumes_after_every_save(_fit_pinn, tmp_path, monkeypatch)
+    assert saves == 2  # at step 10 and at the end
 
 
 def _federate(fields, out):
@@ -144,19 +143,10 @@ def _federate(fields, out):
 def test_federated_simulation_stopped_after_every_save_resumes_to_the_same_files(
     fields, tmp_path, monkeypatch
 ):
-    whole = tmp_path / "whole"
-    saves = _stop_after_save(monkeypatch, 0)
-    _federate(fields, whole)
-    assert len(saves) == 3  # after every round
-    for k in range(1, len(saves) + 1):
-        run = tmp_path / f"stopped-{k}"
-        _stop_after_save(monkeypatch, k)
-        with pytest.raises(_Stop):
-            _federate(fields, run)
-        assert not (run / "result.json").exists()
-        _stop_after_save(monkeypatch, 0)
-        _federate(fields, run)
-        assert _files(run) == _files(whole), f"stopped after save {k}"
+    whole, saves = _resumes_after_every_save(
+        lambda out: _federate(fields, out), tmp_path, monkeypatch
+    )
+    assert saves == 3  # after every round
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert ["test" in r for r in rows] == [False, True, True]
@@ -175,18 +165,10 @@ def _collaborate(fields, out):
 
 
 def test_fccl_stopped_after_every_save_resumes_to_the_same_files(fields, tmp_path, monkeypatch):
-    whole = tmp_path / "whole"
-    saves = _stop_after_save(monkeypatch, 0)
-    _collaborate(fields, whole)
-    assert len(saves) == 2  # after every round (round 2 distils toward round 1's models)
-    for k in range(1, len(saves) + 1):
-        run = tmp_path / f"stopped-{k}"
-        _stop_after_save(monkeypatch, k)
-        with pytest.raises(_Stop):
-            _collaborate(fields, run)
-        _stop_after_save(monkeypatch, 0)
-        _collaborate(fields, run)
-        assert _files(run) == _files(whole), f"stopped after save {k}"
+    whole, saves = _resumes_after_every_save(
+        lambda out: _collaborate(fields, out), tmp_path, monkeypatch
+    )
+    assert saves == 2  # after every round (round 2 distils toward round 1's models)
     assert set(_files(whole)["models"]) == {"a", "b"}
 
 
