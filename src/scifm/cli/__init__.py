@@ -64,6 +64,16 @@ app.add_typer(dft.app, name="dft")
 app.add_typer(bench.app, name="bench")
 
 
+# usage errors (unknown command, bad option value): Typer's own exception where Typer carries
+# its own Click (newer releases), Click's where it uses Click's (the ``flower`` extra's Flower
+# pins Typer below 0.21)
+try:
+    _USAGE_ERRORS: tuple[type[Exception], ...] = (typer.TyperException,)
+except AttributeError:
+    import click
+
+    _USAGE_ERRORS = (click.ClickException,)
+
 _INTERRUPTED = "scifm: interrupted; what was saved is kept, and the same command resumes it"
 
 
@@ -77,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("scifm: aborted", file=sys.stderr)
         return 130
-    except typer.TyperException as e:  # usage errors: unknown command, bad option value
+    except _USAGE_ERRORS as e:
         print(f"scifm: error: {e.format_message()}", file=sys.stderr)
         return 2
     except OutputExists as e:  # the library says overwrite=True; the CLI names its flag

@@ -74,11 +74,71 @@ def _stacked(tree, k: int):
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (k, *jnp.shape(x))), tree)
 
 
+def init_client(algorithm, optimizer, net):
+    """One client's state before its first round: its optimiser's and the algorithm's."""
+    params = eqx.filter(net, eqx.is_inexact_array)
+    return optimizer.transformation().init(params), algorithm.init_client(params)
+
+
 @eqx.filter_jit
 def init_clients(algorithm, optimizer, net, k: int):
     params = eqx.filter(net, eqx.is_inexact_array)
-    single = (optimizer.transformation().init(params), algorithm.init_client(params))
-    return _stacked(single, k), algorithm.init_server(params)
+    return _stacked(init_client(algorithm, optimizer, net), k), algorithm.init_server(params)
+
+
+def local_update(algorithm, optimizer, loss_fn, model, server, client, f, c, u, lrs):
+    """One client's round: E optimiser steps (a ``jax.lax.scan``) on its batches ``(f, c, u)``
+    (leading axes ``(E, B)``) from the global ``model``, at learning rates ``lrs``.
+
+    Returns ``(delta, client, loss)``: its update ``y_k - x``, its state after the round and its
+    mean training loss. The simulation maps it over the clients inside one compiled round
+    (:func:`federated_round`); each Flower client runs it alone (:func:`client_round`).
+    """
+    params, static = eqx.partition(model.net, eqx.is_inexact_array)
+    tx = optimizer.transformation()
+    opt_state, extra = client
+
+    def step(carry, xs):
+        p, o, acc = carry
+        fb, cb, ub, lr = xs
+
+        def objective(p):
+            m = eqx.tree_at(lambda m: m.net, model, eqx.combine(p, static))
+            data_loss = loss_fn(jax.vmap(m)(fb, cb), ub)
+            return data_loss + algorithm.penalty(p, params), data_loss
+
+        (_, data_loss), g = jax.value_and_grad(objective, has_aux=True)(p)
+        if algorithm.tracks_gradients:
+            acc = jax.tree.map(lambda a, x: a + lr * x, acc, g)
+        g = algorithm.correct(g, extra, server)
+        updates, o = tx.update(g, o, p, learning_rate=lr)
+        return (optax.apply_updates(p, updates), o, acc), data_loss
+
+    acc = tree_zeros(params) if algorithm.tracks_gradients else None
+    (p, opt_state, acc), losses = jax.lax.scan(step, (params, opt_state, acc), (f, c, u, lrs))
+    delta = tree_sub(p, params)
+    mean_gradient = (
+        jax.tree.map(lambda a: a / jnp.sum(lrs), acc) if algorithm.tracks_gradients else None
+    )
+    extra_after = algorithm.after_local(extra, server, delta, mean_gradient)
+    return delta, (opt_state, extra_after), jnp.mean(losses)
+
+
+client_round = eqx.filter_jit(local_update)
+
+
+def server_update(algorithm, aggregator, model, server, deltas, weights, before, after):
+    """The server's half of a round: the aggregation rule over the clients' updates ``deltas``
+    (stacked, leading axis K) and the algorithm's server step (``before``/``after``: the
+    clients' algorithm states, stacked). Returns the new global model and server state."""
+    params, static = eqx.partition(model.net, eqx.is_inexact_array)
+    rows, unflatten = flatten_clients(deltas)
+    update = unflatten(aggregator(rows, weights.astype(rows.dtype)))
+    params, server = algorithm.server_step(params, update, server, before, after)
+    return eqx.tree_at(lambda m: m.net, model, eqx.combine(params, static)), server
+
+
+server_round = eqx.filter_jit(server_update)
 
 
 @eqx.filter_jit
@@ -114,46 +174,18 @@ def federated_round(
         ``(model, server, clients, losses)``: the new global model, server and client states,
         and each client's mean training loss over its local steps.
     """
-    params, static = eqx.partition(model.net, eqx.is_inexact_array)
-    tx = optimizer.transformation()
 
     def local(client, f, c, u):
-        opt_state, extra = client
-
-        def step(carry, xs):
-            p, o, acc = carry
-            fb, cb, ub, lr = xs
-
-            def objective(p):
-                m = eqx.tree_at(lambda m: m.net, model, eqx.combine(p, static))
-                data_loss = loss_fn(jax.vmap(m)(fb, cb), ub)
-                return data_loss + algorithm.penalty(p, params), data_loss
-
-            (_, data_loss), g = jax.value_and_grad(objective, has_aux=True)(p)
-            if algorithm.tracks_gradients:
-                acc = jax.tree.map(lambda a, x: a + lr * x, acc, g)
-            g = algorithm.correct(g, extra, server)
-            updates, o = tx.update(g, o, p, learning_rate=lr)
-            return (optax.apply_updates(p, updates), o, acc), data_loss
-
-        acc = tree_zeros(params) if algorithm.tracks_gradients else None
-        (p, opt_state, acc), losses = jax.lax.scan(step, (params, opt_state, acc), (f, c, u, lrs))
-        delta = tree_sub(p, params)
-        mean_gradient = (
-            jax.tree.map(lambda a: a / jnp.sum(lrs), acc) if algorithm.tracks_gradients else None
-        )
-        extra_after = algorithm.after_local(extra, server, delta, mean_gradient)
-        return delta, (opt_state, extra_after), jnp.mean(losses)
+        return local_update(algorithm, optimizer, loss_fn, model, server, client, f, c, u, lrs)
 
     if vectorize:
         deltas, after, losses = jax.vmap(local)(clients, *batches)
     else:
         deltas, after, losses = jax.lax.map(lambda args: local(*args), (clients, *batches))
     deltas = attack_updates(attack, deltas, bad, key)
-    rows, unflatten = flatten_clients(deltas)
-    update = unflatten(aggregator(rows, weights.astype(rows.dtype)))
-    params, server = algorithm.server_step(params, update, server, clients[1], after[1])
-    model = eqx.tree_at(lambda m: m.net, model, eqx.combine(params, static))
+    model, server = server_update(
+        algorithm, aggregator, model, server, deltas, weights, clients[1], after[1]
+    )
     return model, server, after, losses
 
 
@@ -173,6 +205,21 @@ def client_batches(n: int, batch_size: int, seed: int, first: int, count: int) -
         epoch, k = divmod(s, per_epoch)
         out.append(epoch_batches(n, batch_size, seed, epoch + 1)[k])
     return np.stack(out)
+
+
+def client_steps(data: FieldSet, batch_size: int, seed: int, r: int, local_steps: int):
+    """A client's batches ``(f, c, u)`` for round ``r`` (leading axes ``(E, B)``)."""
+    index = client_batches(len(data), batch_size, seed, (r - 1) * local_steps, local_steps)
+    return tuple(
+        x.reshape(local_steps, batch_size, *x.shape[1:]) for x in data.take(index.reshape(-1))
+    )
+
+
+def round_lrs(lr: float, rounds: int, local_steps: int, r: int) -> np.ndarray:
+    """The learning rates of round ``r``'s local steps: the half cosine from ``lr`` to 0 over
+    all ``rounds * local_steps`` steps."""
+    first, total = (r - 1) * local_steps, rounds * local_steps
+    return np.asarray([cosine_lr(lr, total, first + e) for e in range(local_steps)], np.float32)
 
 
 def message_bytes(algorithm: AbstractAlgorithm, net) -> int:
@@ -313,70 +360,104 @@ def simulate(
     weights = jnp.asarray([len(d) for d in clients], jnp.float32)
     bad_mask = jnp.asarray([i in bad for i in range(k)])
     sent = message_bytes(algorithm, model.net)
-    total = rounds * local_steps
     vectorize = default_vectorize()
     progress.start(rounds, state["round"])
     try:
         for r in range(state["round"] + 1, rounds + 1):
             tic = time.perf_counter()
-            first = (r - 1) * local_steps
-            index = [
-                client_batches(len(d), batch_size, s, first, local_steps)
+            parts = [
+                client_steps(d, batch_size, s, r, local_steps)
                 for d, s in zip(clients, shuffle_seeds, strict=True)
             ]
-            taken = [d.take(i.reshape(-1)) for d, i in zip(clients, index, strict=True)]
-            batches = tuple(
-                np.stack([t[j] for t in taken]).reshape(
-                    k, local_steps, batch_size, *taken[0][j].shape[1:]
-                )
-                for j in range(3)
-            )
-            lrs = np.asarray(
-                [cosine_lr(lr, total, first + e) for e in range(local_steps)], np.float32
-            )
+            batches = tuple(np.stack(x) for x in zip(*parts, strict=True))
+            lrs = round_lrs(lr, rounds, local_steps, r)
             key = jax.random.fold_in(jax.random.key(seed), r)
             model, server, client_state, losses = federated_round(
                 algorithm, aggregator, attack, optimizer, loss, model, server, client_state,
                 batches, lrs, weights, bad_mask, key, vectorize,
             )  # fmt: skip
-            losses = np.asarray(losses, np.float64)
-            if not np.all(np.isfinite(losses)):
-                worst = names[int(np.flatnonzero(~np.isfinite(losses))[0])]
-                raise DivergenceError(
-                    f"client {worst}'s training loss became {losses[names.index(worst)]} in round "
-                    f"{r}: lower the learning rate (now {lr:g}) or check its data"
-                )
-            row = {
-                "round": r,
-                "step": r * local_steps,
-                "train_loss": {n: float(v) for n, v in zip(names, losses, strict=True)},
-                "bytes_sent": r * sent,
-                "bytes_received": r * sent,
-            }
-            if evaluate and (r % eval_every == 0 or r == rounds):
-                row["test"] = {
-                    name: float(np.mean(errors(model, data, eval_batch_size)))
-                    for name, data in evaluate.items()
-                }
-            state["seconds"] += time.perf_counter() - tic
-            row["seconds"] = state["seconds"]
-            run.log(row)
-            state["round"] = r
-            run.save_state((model, server, client_state), state, step=r)
-            progress.step(float(np.mean(losses)), k * local_steps * batch_size)
-            if "test" in row:
-                progress.evaluated("test", float(np.mean(list(row["test"].values()))), f"round {r}")
+            record_round(
+                run, r, (model, server, client_state), model, state,
+                dict(zip(names, np.asarray(losses, np.float64).tolist(), strict=True)),
+                tic=tic, lr=lr, rounds=rounds, local_steps=local_steps, sent=r * sent,
+                received=r * sent, evaluate=evaluate, eval_every=eval_every,
+                eval_batch_size=eval_batch_size, progress=progress,
+                samples=k * local_steps * batch_size,
+            )  # fmt: skip
     finally:
         progress.close()
+    return finish_run(run, model, hyper, state, rounds * sent, rounds * sent)
+
+
+def record_round(
+    run: RunDirectory,
+    r: int,
+    tree,
+    model: OperatorModel,
+    state: dict,
+    losses: Mapping[str, float],
+    *,
+    tic: float,
+    lr: float,
+    rounds: int,
+    local_steps: int,
+    sent: int,
+    received: int,
+    evaluate: Mapping[str, FieldSet],
+    eval_every: int,
+    eval_batch_size: int,
+    progress: RunProgress,
+    samples: int,
+) -> None:
+    """Round ``r`` of either runner is over: refuse a diverged client, evaluate the global
+    ``model`` when due, log the metrics row (``sent``/``received``: bytes per client so far),
+    save ``tree`` and the counters ``state``, advance the progress display.
+
+    Raises:
+        DivergenceError: a client's training loss is NaN or Inf.
+    """
+    for name, value in losses.items():
+        if not np.isfinite(value):
+            raise DivergenceError(
+                f"client {name}'s training loss became {value} in round {r}: lower the "
+                f"learning rate (now {lr:g}) or check its data"
+            )
+    row = {
+        "round": r,
+        "step": r * local_steps,
+        "train_loss": dict(losses),
+        "bytes_sent": sent,
+        "bytes_received": received,
+    }
+    if evaluate and (r % eval_every == 0 or r == rounds):
+        row["test"] = {
+            name: float(np.mean(errors(model, data, eval_batch_size)))
+            for name, data in evaluate.items()
+        }
+    state["seconds"] += time.perf_counter() - tic
+    row["seconds"] = state["seconds"]
+    run.log(row)
+    state["round"] = r
+    run.save_state(tree, state, step=r)
+    progress.step(float(np.mean(list(losses.values()))), samples)
+    if "test" in row:
+        progress.evaluated("test", float(np.mean(list(row["test"].values()))), f"round {r}")
+
+
+def finish_run(
+    run: RunDirectory, model: OperatorModel, hyper: dict, state: dict, sent: int, received: int
+) -> dict:
+    """Save the final global model and write result.json (the last round's errors and
+    losses, bytes per client, time)."""
     run.save_model(model, hyper)
     last = run.metrics()[-1]
     return run.write_result(
         {
-            "rounds": rounds,
+            "rounds": state["round"],
             "test": last.get("test", {}),
             "train_loss": last["train_loss"],
-            "bytes_sent_per_client": rounds * sent,
-            "bytes_received_per_client": rounds * sent,
+            "bytes_sent_per_client": sent,
+            "bytes_received_per_client": received,
             "seconds": state["seconds"],
             "parameters": count_parameters(model.net),
         }
@@ -388,7 +469,12 @@ def federated_normalizer(clients: Sequence[FieldSet]) -> Normalizer:
     median scales of their sources and coefficients, never their data): the median over
     clients of each scale, ignoring clients that lack a term. One client gives exactly
     :meth:`scifm.models.Normalizer.fit` of its data."""
-    fitted = [Normalizer.fit(d) for d in clients]
+    return combine_normalizers([Normalizer.fit(d) for d in clients])
+
+
+def combine_normalizers(fitted: Sequence[Normalizer]) -> Normalizer:
+    """:func:`federated_normalizer` from the clients' fitted normalisers (what a Flower client
+    sends the server when it joins)."""
 
     def median(values):
         with warnings.catch_warnings():  # a term no client has stays NaN ("not seen")
@@ -410,10 +496,17 @@ def initial_model(
     """A fresh ``preset`` FNO for the clients' channels, initialised from ``seed``, with the
     :func:`federated_normalizer` of the clients."""
     first = clients[0]
-    spec = get_preset(preset)
-    net = spec.build(
-        len(first.input_names) + first.coefficients.shape[1],
-        len(first.output_names),
+    return fresh_model(
+        preset, seed, first.input_names, first.output_names, federated_normalizer(clients)
+    )
+
+
+def fresh_model(preset, seed, input_names, output_names, normalizer) -> OperatorModel:
+    """A ``preset`` FNO initialised from ``seed`` for these channels (and the six
+    coefficients) with ``normalizer``."""
+    net = get_preset(preset).build(
+        len(input_names) + int(np.shape(normalizer.coefficient_scale)[0]),
+        len(output_names),
         key=jax.random.key(seed),
     )
-    return OperatorModel(federated_normalizer(clients), net, first.input_names, first.output_names)
+    return OperatorModel(normalizer, net, tuple(input_names), tuple(output_names))
