@@ -52,6 +52,8 @@ class AbstractAlgorithm(eqx.Module):
     messages: ClassVar[int] = 1
     # whether after_local needs the mean of the client's raw gradients over its local steps
     tracks_gradients: ClassVar[bool] = False
+    # whether the clients' local training reads the server state (a deployed server sends it)
+    shares_server_state: ClassVar[bool] = False
 
     def init_server(self, params):
         """The server's state beside the weights."""
@@ -106,6 +108,7 @@ class Scaffold(AbstractAlgorithm):
     name: ClassVar[str] = "scaffold"
     messages: ClassVar[int] = 2
     tracks_gradients: ClassVar[bool] = True
+    shares_server_state: ClassVar[bool] = True
 
     def __check_init__(self):
         check_positive("scaffold server_lr", self.server_lr)

@@ -16,6 +16,7 @@ from scifm.train._checkpoint import check_compatible as check_compatible
 from scifm.train._checkpoint import hyperparameters as hyperparameters
 from scifm.train._checkpoint import load as load
 from scifm.train._checkpoint import save as save
+from scifm.train._checkpoint import skeleton as skeleton
 from scifm.train._distributed import initialize as initialize_distributed
 from scifm.train._evaluate import errors as errors
 from scifm.train._evaluate import evaluate as evaluate
@@ -91,6 +92,7 @@ __all__ = [
     "relative_l2",
     "relative_l2_per_sample",
     "save",
+    "skeleton",
     "start_model",
     "summarise",
     "summed_squared_error",
