@@ -131,17 +131,19 @@ def start_supernode(
     port: int | None = None,
     ca: Path | None = None,
     private_key: Path | None = None,
+    retries: int | None = 0,
 ) -> subprocess.Popen:
     """A lab's SuperNode: client ``name`` training on ``data``, keeping its state in ``state``
     (``ca``: the CA certificate to trust, for TLS; ``private_key``: its authentication key,
-    OpenSSH format, with the public key beside it as ``.pub``)."""
+    OpenSSH format; ``retries``: connection attempts before it gives up, None: no limit)."""
     node_config = f"name={json.dumps(name)} data={json.dumps(str(data))} state={json.dumps(str(state))}"
     command = [_tool("flower-supernode"), "--superlink", superlink, "--node-config", node_config]
-    command += ["--port", str(port or free_port()), "--max-retries", "0"]
+    command += ["--port", str(port or free_port())]
+    if retries is not None:
+        command += ["--max-retries", str(retries)]
     command += ["--insecure"] if ca is None else ["--root-certificates", str(ca)]
     if private_key is not None:
         command += ["--auth-supernode-private-key", str(private_key)]
-        command += ["--auth-supernode-public-key", f"{private_key}.pub"]
     return _start(command, work / "nodes" / name, work / f"node-{name}.log")
 
 
@@ -297,7 +299,7 @@ def launch(
     Flower app; see :func:`plan` for ``settings``. A rerun with the same ``out`` resumes.
 
     ``tls`` serves the SuperLink over TLS; ``node_keys`` (name -> private key, OpenSSH format,
-    with ``.pub`` beside it) turns node authentication on and registers those nodes' public
+    its public key beside it as ``.pub``) turns node authentication on and registers those nodes' public
     keys (a node whose key is not registered is refused).
 
     Returns:

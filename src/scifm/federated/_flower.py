@@ -118,7 +118,12 @@ def _node(context: Context) -> tuple[str, FieldSet, Path]:
     if missing:
         raise UserError(f"the SuperNode's --node-config lacks {', '.join(missing)}")
     data = FieldSet.load(str(config["data"]))
-    return str(config["name"]), data, Path(str(config["state"]))
+    state = Path(str(config["state"]))
+    # Flower starts a fresh ClientApp process per message: JAX's persistent cache keeps the
+    # compiled local round from one round to the next
+    jax.config.update("jax_compilation_cache_dir", str(state / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return str(config["name"]), data, state
 
 
 @client_app.query()

@@ -1,0 +1,223 @@
+"""The Flower deployment runner: real SuperLink and SuperNode processes on loopback.
+
+Each test starts Flower's processes (a SuperLink, one SuperNode per client, a fresh ClientApp
+process per message), so each takes tens of seconds; they are marked slow and run in CI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from cryptography import x509  # Flower's dependency (the flower extra, in dev)
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from scifm import UserError, data, federated, pdes, train
+from scifm.federated import _deploy
+
+# one federation at a time: two of them on the 2 cores would each miss their deadlines
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
+NAMES = ("lab-a", "lab-b")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("flower-data")
+    return {
+        name: data.generate(pdes.Poisson(), 24, 16, 10 + i, d / f"{name}.h5")
+        for i, name in enumerate(NAMES)
+    }
+
+
+def _settings(**changes):
+    base = dict(
+        preset="fno-64k", algorithm=federated.Scaffold(), aggregator=federated.Mean(),
+        optimizer=federated.Adam(), rounds=2, local_steps=2, batch_size=8, lr=3e-3, seed=4,
+        evaluate={}, eval_every=1, deadline=120.0, join_timeout=60.0, min_clients=None,
+    )  # fmt: skip
+    return base | changes
+
+
+def _simulated(files, out, settings):
+    """The in-process simulation of the same federation, in float32 as Flower's processes."""
+    clients = [data.FieldSet.load(files[n]) for n in NAMES]
+    with jax.enable_x64(False):
+        model = federated.initial_model(clients, preset=settings["preset"], seed=settings["seed"])
+        federated.simulate(
+            model, clients, out, names=list(NAMES), algorithm=settings["algorithm"],
+            rounds=settings["rounds"], local_steps=settings["local_steps"],
+            batch_size=settings["batch_size"], lr=settings["lr"], seed=settings["seed"],
+        )  # fmt: skip
+        return train.load(out)[0]
+
+
+def _assert_same_weights(a, b):
+    wa = np.concatenate([np.ravel(x) for x in jax.tree.leaves(a.net)])
+    wb = np.concatenate([np.ravel(x) for x in jax.tree.leaves(b.net)])
+    assert np.max(np.abs(wa - wb)) <= 1e-6 * np.max(np.abs(wb))
+
+
+def _name(text):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+
+def _certificates(folder: Path) -> _deploy.TLS:
+    """A CA and a SuperLink certificate for 127.0.0.1 signed by it, made now."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+
+    def certificate(subject, public_key, extension, critical):
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(_name("scifm test CA"))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(extension, critical=critical)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    ca = certificate(
+        _name("scifm test CA"), ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=None), True
+    )
+    names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = certificate(_name("127.0.0.1"), key.public_key(), names, False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(server.public_bytes(pem))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return _deploy.TLS(folder / "ca.crt", folder / "server.pem", folder / "server.key")
+
+
+def _node_key(path: Path) -> Path:
+    """A SuperNode's key pair (OpenSSH format, as ssh-keygen -t ecdsa -b 384 writes)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    ssh = serialization.Encoding.OpenSSH
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    Path(f"{path}.pub").write_bytes(
+        key.public_key().public_bytes(ssh, serialization.PublicFormat.OpenSSH)
+    )
+    return path
+
+
+def _in_thread(fn, **kwargs):
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = fn(**kwargs)
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _wait(condition, timeout, what):
+    until = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < until, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_flower_run_over_tls_with_node_authentication_equals_the_simulation(files, tmp_path):
+    """SCAFFOLD over two SuperNodes, TLS with certificates made now, only registered nodes
+    admitted: a node with an unknown key is refused, and the global model is the simulation's."""
+    settings = _settings()
+    tls = _certificates(tmp_path / "tls")
+    keys = {name: _node_key(tmp_path / "tls" / f"{name}.key") for name in NAMES}
+    intruder_key = _node_key(tmp_path / "tls" / "intruder.key")
+    port = _deploy.free_port()
+    thread, outcome = _in_thread(
+        _deploy.launch, clients=files, out=tmp_path / "fl", port=port, tls=tls, node_keys=keys,
+        **settings,
+    )  # fmt: skip
+    log = tmp_path / "fl" / "flower" / "node-lab-a.log"
+    _wait(lambda: log.exists() and "SuperNode ID" in log.read_text(), 120, "lab-a to join")
+    intruder = _deploy.start_supernode(
+        tmp_path / "intruder", "lab-b", files["lab-b"], tmp_path / "intruder-state",
+        f"127.0.0.1:{port}", ca=tls.ca, private_key=intruder_key,
+    )  # fmt: skip
+    try:
+        assert intruder.wait(timeout=60) != 0
+    finally:
+        _deploy.stop([intruder])
+    assert "Failed to activate SuperNode" in (tmp_path / "intruder" / "node-lab-b.log").read_text()
+    thread.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"]["rounds"] == settings["rounds"]
+    flower_model = train.load(tmp_path / "fl" / "server")[0]
+    _assert_same_weights(flower_model, _simulated(files, tmp_path / "sim", settings))
+
+
+def _supernode_pids(name: str, out: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "flower-supernode" in command and f'name="{name}"' in command and str(out) in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_supernode_stops_the_round_cleanly_and_the_rerun_resumes(files, tmp_path):
+    """lab-b's SuperNode is killed after round 1: round 2 waits for its deadline, then the run
+    stops with one line (two clients needed), nothing half-written; the rerun (a new SuperLink,
+    both nodes back) resumes at round 2 and ends with the simulation's model."""
+    settings = _settings(algorithm=federated.FedAvg(), rounds=3, deadline=45.0)
+    out = tmp_path / "fl"
+    thread, outcome = _in_thread(_deploy.launch, clients=files, out=out, **settings)
+    metrics = out / "server" / "metrics.jsonl"
+    _wait(lambda: metrics.exists() and metrics.read_text().count("\n") >= 1, 240, "round 1")
+    pids = _supernode_pids("lab-b", out)
+    assert pids
+    for pid in pids:
+        os.killpg(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, UserError), outcome
+    assert "only 1 of 2 clients answered" in str(error) and "lab-b" in str(error)
+    assert metrics.read_text().count("\n") == 1  # round 2 was not recorded
+    assert not (out / "server" / "result.json").exists()
+    result = _deploy.launch(files, out, **settings)  # everything restarted: resumes
+    assert result["rounds"] == 3
+    _assert_same_weights(train.load(out / "server")[0], _simulated(files, tmp_path / "sim", settings))
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(files, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(UserError, match=f"port {port} on 127.0.0.1 is in use"):
+            _deploy.launch(files, tmp_path / "fl", port=port, **_settings())
+    assert not (tmp_path / "fl" / "server").exists()
