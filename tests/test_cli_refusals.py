@@ -8,6 +8,7 @@ stderr, no traceback, and leave the directory it ran in exactly as it was.
 
 import json
 import math
+import socket
 
 import h5py
 import jax
@@ -32,6 +33,7 @@ def world(tmp_path_factory):
     zero = data.generate(pdes.Poisson(), 4, 16, 1, root / "zero.h5")
     with h5py.File(zero, "r+") as f:
         f["outputs"][...] = 0.0  # relative errors of zero targets are not finite
+    data.generate(pdes.Poisson(), 4, 32, 2, root / "d32.h5")
     (root / "fed.toml").write_text(FED_STUDY)
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("mine")
@@ -88,6 +90,8 @@ attacks = ["sign-flip"]
 aggregators = ["mean", "median"]
 """
 FED = ["federated", "study", "{w}/fed.toml", "--out", "{w}/fed-out"]
+LAUNCH = ["federated", "launch", "--client", "a={w}/d.h5", "--client", "b={w}/d.h5", "--rounds", "1"]
+LAUNCH += ["--batch-size", "4", "--out", "{w}/fl"]
 
 CASES = [
     # (arguments, part of the message)
@@ -160,6 +164,24 @@ CASES = [
     (["federated", "study", "{w}/none.toml"], "no federated study file"),
     (["federated", "study", "fed-bogus"], "fed-demo, fed-fccl, fed-robust"),
     ([*FED[:-2], "--out", "{w}/foreign"], "not a scifm federated study"),
+    ([*LAUNCH, "--algorithm", "fedsgd"], "valid algorithms: fedavg, fedprox, scaffold"),
+    ([*LAUNCH, "--aggregator", "krum", "--setting", "krum.bad=1"], "needs at least 5 clients"),
+    ([*LAUNCH, "--setting", "fedprox"], "NAME.KEY=VALUE"),
+    ([*LAUNCH, "--setting", "fedprox.nu=1", "--algorithm", "fedprox"], "its settings: mu"),
+    ([*LAUNCH, "--batch-size", "64"], "client a holds 8 samples, fewer than the batch size 64"),
+    ([*LAUNCH, "--min-clients", "3"], "min_clients must be between 1 and the 2 clients"),
+    ([*LAUNCH, "--client", "c={w}/d32.h5"], "every client of one federation needs the same"),
+    ([*LAUNCH, "--client", "c={w}/none.h5"], "client c: no such file"),
+    ([*LAUNCH, "--client", "c"], "--client takes NAME=VALUE"),
+    ([*LAUNCH, "--tls", "{w}/foreign"], "no ca.crt (make them: scifm federated keys)"),
+    ([*LAUNCH[:-2], "--out", "{w}/foreign"], "holds something else; choose another --out"),
+    ([*LAUNCH, "--port", "70000"], "port 70000 is not a TCP port"),
+    (["federated", "launch", "--out", "{w}/fl"], "give the clients"),
+    (
+        ["federated", "node", "--name", "a", "--data", "{w}/none.h5", "--server", "127.0.0.1:1",
+         "--state", "{w}/node"],
+        "no such dataset",
+    ),
 ]
 
 
@@ -167,6 +189,15 @@ CASES = [
 def test_bad_input_is_refused_in_one_line_and_changes_nothing(world, capsys, args, message):
     err = _refused(world, capsys, args)
     assert message in err, err
+
+
+def test_a_port_in_use_is_refused_by_launch(world, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = _refused(world, capsys, [*LAUNCH, "--port", str(port)])
+    assert f"port {port} on 127.0.0.1 is in use; choose another --port" in err, err
 
 
 def test_a_finished_run_is_refused_and_left_as_it_was(world, capsys):

@@ -6,10 +6,9 @@ process per message), so each takes tens of seconds; they are marked slow and ru
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -17,13 +16,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from cryptography import x509  # Flower's dependency (the flower extra, in dev)
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from scifm import UserError, data, federated, pdes, train
-from scifm.federated import _deploy
 
 # one federation at a time: two of them on the 2 cores would each miss their deadlines
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
@@ -67,58 +61,10 @@ def _assert_same_weights(a, b):
     assert np.max(np.abs(wa - wb)) <= 1e-6 * np.max(np.abs(wb))
 
 
-def _name(text):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
-
-
-def _certificates(folder: Path) -> _deploy.TLS:
-    """A CA and a SuperLink certificate for 127.0.0.1 signed by it, made now."""
-    folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
-
-    def certificate(subject, public_key, extension, critical):
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(_name("scifm test CA"))
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(extension, critical=critical)
-            .sign(ca_key, hashes.SHA256())
-        )
-
-    ca = certificate(
-        _name("scifm test CA"), ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=None), True
-    )
-    names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    server = certificate(_name("127.0.0.1"), key.public_key(), names, False)
-    pem = serialization.Encoding.PEM
-    (folder / "ca.crt").write_bytes(ca.public_bytes(pem))
-    (folder / "server.pem").write_bytes(server.public_bytes(pem))
-    (folder / "server.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return _deploy.TLS(folder / "ca.crt", folder / "server.pem", folder / "server.key")
-
-
-def _node_key(path: Path) -> Path:
-    """A SuperNode's key pair (OpenSSH format, as ssh-keygen -t ecdsa -b 384 writes)."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    ssh = serialization.Encoding.OpenSSH
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    Path(f"{path}.pub").write_bytes(
-        key.public_key().public_bytes(ssh, serialization.PublicFormat.OpenSSH)
-    )
-    return path
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _in_thread(fn, **kwargs):
@@ -146,24 +92,24 @@ def test_flower_run_over_tls_with_node_authentication_equals_the_simulation(file
     """SCAFFOLD over two SuperNodes, TLS with certificates made now, only registered nodes
     admitted: a node with an unknown key is refused, and the global model is the simulation's."""
     settings = _settings()
-    tls = _certificates(tmp_path / "tls")
-    keys = {name: _node_key(tmp_path / "tls" / f"{name}.key") for name in NAMES}
-    intruder_key = _node_key(tmp_path / "tls" / "intruder.key")
-    port = _deploy.free_port()
+    tls = federated.make_certificates(tmp_path / "tls", ["127.0.0.1"])
+    keys = {name: federated.make_node_key(tmp_path / "tls" / f"{name}.key") for name in NAMES}
+    intruder_key = federated.make_node_key(tmp_path / "tls" / "intruder.key")
+    port = _free_port()
     thread, outcome = _in_thread(
-        _deploy.launch, clients=files, out=tmp_path / "fl", port=port, tls=tls, node_keys=keys,
+        federated.launch, clients=files, out=tmp_path / "fl", port=port, tls=tls, node_keys=keys,
         **settings,
     )  # fmt: skip
     log = tmp_path / "fl" / "flower" / "node-lab-a.log"
     _wait(lambda: log.exists() and "SuperNode ID" in log.read_text(), 120, "lab-a to join")
-    intruder = _deploy.start_supernode(
+    intruder = federated.start_supernode(
         tmp_path / "intruder", "lab-b", files["lab-b"], tmp_path / "intruder-state",
         f"127.0.0.1:{port}", ca=tls.ca, private_key=intruder_key,
     )  # fmt: skip
     try:
         assert intruder.wait(timeout=60) != 0
     finally:
-        _deploy.stop([intruder])
+        federated.stop_processes([intruder])
     assert "Failed to activate SuperNode" in (tmp_path / "intruder" / "node-lab-b.log").read_text()
     thread.join(timeout=300)
     assert "error" not in outcome, outcome.get("error")
@@ -192,7 +138,7 @@ def test_a_killed_supernode_stops_the_round_cleanly_and_the_rerun_resumes(files,
     both nodes back) resumes at round 2 and ends with the simulation's model."""
     settings = _settings(algorithm=federated.FedAvg(), rounds=3, deadline=45.0)
     out = tmp_path / "fl"
-    thread, outcome = _in_thread(_deploy.launch, clients=files, out=out, **settings)
+    thread, outcome = _in_thread(federated.launch, clients=files, out=out, **settings)
     metrics = out / "server" / "metrics.jsonl"
     _wait(lambda: metrics.exists() and metrics.read_text().count("\n") >= 1, 240, "round 1")
     pids = _supernode_pids("lab-b", out)
@@ -206,18 +152,16 @@ def test_a_killed_supernode_stops_the_round_cleanly_and_the_rerun_resumes(files,
     assert "only 1 of 2 clients answered" in str(error) and "lab-b" in str(error)
     assert metrics.read_text().count("\n") == 1  # round 2 was not recorded
     assert not (out / "server" / "result.json").exists()
-    result = _deploy.launch(files, out, **settings)  # everything restarted: resumes
+    result = federated.launch(files, out, **settings)  # everything restarted: resumes
     assert result["rounds"] == 3
     _assert_same_weights(train.load(out / "server")[0], _simulated(files, tmp_path / "sim", settings))
 
 
 def test_a_port_in_use_is_refused_before_anything_starts(files, tmp_path):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         with pytest.raises(UserError, match=f"port {port} on 127.0.0.1 is in use"):
-            _deploy.launch(files, tmp_path / "fl", port=port, **_settings())
+            federated.launch(files, tmp_path / "fl", port=port, **_settings())
     assert not (tmp_path / "fl" / "server").exists()

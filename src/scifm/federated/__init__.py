@@ -7,7 +7,9 @@
 
 Algorithms (FedAvg, FedProx, SCAFFOLD, FedOpt) and aggregation rules (mean, median, trimmed
 mean, Krum) are objects; a round of K clients is one compiled call. Studies (``scifm federated
-study``) compare them with centralised and local-only training.
+study``) compare them with centralised and local-only training. The same rounds run on
+Flower's deployment engine (:func:`launch`, :func:`run_federation`; the ``flower`` extra), one
+SuperNode per data holder, with TLS and node authentication.
 """
 
 from scifm.federated._aggregate import AGGREGATORS as AGGREGATORS
@@ -37,8 +39,16 @@ from scifm.federated._config import Dirichlet as Dirichlet
 from scifm.federated._config import Downstream as Downstream
 from scifm.federated._config import FederatedStudy as FederatedStudy
 from scifm.federated._config import Robustness as Robustness
+from scifm.federated._config import component as component
 from scifm.federated._config import dirichlet_clients as dirichlet_clients
 from scifm.federated._config import load_study as load_study
+from scifm.federated._deploy import TLS as TLS
+from scifm.federated._deploy import launch as launch
+from scifm.federated._deploy import make_certificates as make_certificates
+from scifm.federated._deploy import make_node_key as make_node_key
+from scifm.federated._deploy import run_federation as run_federation
+from scifm.federated._deploy import start_supernode as start_supernode
+from scifm.federated._deploy import stop_processes as stop_processes
 from scifm.federated._fccl import FCCLLoss as FCCLLoss
 from scifm.federated._fccl import collaboration_loss as collaboration_loss
 from scifm.federated._fccl import consensus_basis as consensus_basis
@@ -92,9 +102,11 @@ __all__ = [
     "Scaffold",
     "ScaledUpdate",
     "SignFlip",
+    "TLS",
     "TrimmedMean",
     "client_batches",
     "collaboration_loss",
+    "component",
     "consensus_basis",
     "dirichlet_clients",
     "fccl",
@@ -104,12 +116,18 @@ __all__ = [
     "flatten_clients",
     "init_clients",
     "initial_model",
+    "launch",
     "load_study",
+    "make_certificates",
+    "make_node_key",
     "message_bytes",
     "plan",
     "public_inputs",
+    "run_federation",
     "run_study",
     "simulate",
+    "start_supernode",
+    "stop_processes",
     "summaries",
     "write_report",
 ]

@@ -76,6 +76,26 @@ def make(kind: str, name: str, registry: dict, settings: dict[str, dict[str, Any
         raise UserError(f"settings of {kind} {name}: {e}") from None
 
 
+COMPONENTS = {
+    "algorithm": ALGORITHMS,
+    "aggregator": AGGREGATORS,
+    "attack": ATTACKS,
+    "optimizer": CLIENT_OPTIMIZERS,
+}
+
+
+def component(kind: str, name: str, settings: dict[str, dict[str, Any]] | None = None):
+    """The algorithm, aggregator, attack or client optimiser called ``name``, with
+    ``settings[name]`` (e.g. ``component("algorithm", "fedprox", {"fedprox": {"mu": 0.1}})``).
+
+    Raises:
+        ValueError: an unknown kind, name or setting (the valid ones are listed), a bad value.
+    """
+    if kind not in COMPONENTS:
+        raise UserError(f"unknown kind {kind!r}; valid kinds: {', '.join(COMPONENTS)}")
+    return make(kind, name, COMPONENTS[kind], settings or {})
+
+
 @dataclass(frozen=True)
 class Dirichlet:
     """Clients drawn by quantity skew instead of listed: ``clients`` clients over ``tasks``,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scifm._checks import UserError
-from scifm._io import atomic_write_json, read_jsonl
+from scifm._io import atomic_write_bytes, atomic_write_json, read_jsonl
 from scifm._progress import NoProgress, RunProgress
 from scifm._runs import CONFIG, METRICS, RESULT, RunDirectory
 
@@ -74,6 +74,34 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+def check_local_clients(nodes: dict[str, Path], batch_size: int) -> None:
+    """Refuse, before any process starts, a local client's file that is missing or malformed,
+    of other channels or grid than the first, or smaller than a batch (the server checks
+    remote clients when they join)."""
+    from scifm.data import open as open_dataset
+
+    first = None
+    for name, path in nodes.items():
+        if not Path(path).is_file():
+            raise UserError(f"client {name}: no such file {path}")
+        with contextlib.closing(open_dataset(path)) as ds:
+            layout = (tuple(ds.input_names), tuple(ds.output_names), ds.grid)
+            n = len(ds)
+        if first is None:
+            first = (name, layout)
+        elif layout != first[1]:
+            shown = lambda x: f"{list(x[0])} -> {list(x[1])} on {x[2][0]}x{x[2][1]}"  # noqa: E731
+            raise UserError(
+                f"client {name} holds {shown(layout)} but client {first[0]} holds "
+                f"{shown(first[1])}; every client of one federation needs the same channels "
+                "and grid"
+            )
+        if n < batch_size:
+            raise UserError(
+                f"client {name} holds {n} samples, fewer than the batch size {batch_size}"
+            )
+
+
 @dataclass(frozen=True)
 class TLS:
     """Certificates for Flower's TLS: the CA the nodes trust, the SuperLink's certificate and
@@ -82,6 +110,85 @@ class TLS:
     ca: Path
     certificate: Path
     key: Path
+
+
+def make_certificates(folder: str | Path, hosts: list[str], days: int = 365) -> TLS:
+    """A certificate authority and a SuperLink certificate signed by it for ``hosts`` (names
+    or IP addresses the nodes dial), ECDSA P-384, valid ``days``: ``ca.crt`` (give it to every
+    node), ``server.pem`` and ``server.key`` (keep them on the server), in ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    if not hosts:
+        raise UserError("name at least one host the nodes will dial (e.g. --host 127.0.0.1)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = lambda text: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])  # noqa: E731
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+
+    def certificate(subject, public_key, extension, critical):
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(name("scifm federation CA"))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(extension, critical=critical)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    def alternative(host):
+        try:
+            return x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            return x509.DNSName(host)
+
+    authority = x509.BasicConstraints(ca=True, path_length=None)
+    ca = certificate(name("scifm federation CA"), ca_key.public_key(), authority, True)
+    names = x509.SubjectAlternativeName([alternative(h) for h in hosts])
+    server = certificate(name(hosts[0]), key.public_key(), names, False)
+    pem = serialization.Encoding.PEM
+    private = serialization.PrivateFormat.PKCS8
+    tls = TLS(folder / "ca.crt", folder / "server.pem", folder / "server.key")
+    atomic_write_bytes(tls.ca, lambda fh: fh.write(ca.public_bytes(pem)))
+    atomic_write_bytes(tls.certificate, lambda fh: fh.write(server.public_bytes(pem)))
+    atomic_write_bytes(
+        tls.key,
+        lambda fh: fh.write(key.private_bytes(pem, private, serialization.NoEncryption())),
+    )
+    tls.key.chmod(0o600)
+    return tls
+
+
+def make_node_key(path: str | Path) -> Path:
+    """A SuperNode's authentication key pair, ECDSA P-384 in OpenSSH format (as ``ssh-keygen -t
+    ecdsa -b 384`` writes): the private key at ``path`` (stays on the node), the public key
+    at ``path.pub`` (registered with the server)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP384R1())
+    ssh = serialization.Encoding.OpenSSH
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    atomic_write_bytes(path, lambda fh: fh.write(private))
+    path.chmod(0o600)
+    public = key.public_key().public_bytes(ssh, serialization.PublicFormat.OpenSSH)
+    atomic_write_bytes(Path(f"{path}.pub"), lambda fh: fh.write(public))
+    return path
 
 
 def _flower_env(home: Path) -> dict:
@@ -196,7 +303,7 @@ def wait_listening(host: str, port: int, process: subprocess.Popen, log: Path, t
     raise UserError(f"the SuperLink did not listen on {host}:{port} within {timeout:g} s")
 
 
-def stop(processes) -> None:
+def stop_processes(processes) -> None:
     """Stop processes (and what they started: ClientApps, ServerApps): SIGTERM, then SIGKILL."""
     for p in processes:
         if p.poll() is None:
@@ -211,7 +318,7 @@ def stop(processes) -> None:
         p.wait()
 
 
-def plan(
+def flower_plan(
     out: Path,
     names: list[str],
     *,
@@ -288,50 +395,73 @@ def launch(
     clients: dict[str, Path],
     out: str | Path,
     *,
+    node_keys: dict[str, Path] | None = None,
+    **options,
+) -> dict:
+    """Train over ``clients`` (name -> HDF5 file) with Flower's deployment engine on this
+    machine: a SuperLink and one SuperNode per client, separate processes on loopback, as
+    :func:`run_federation` with the nodes started here (``node_keys``: each node's private
+    key, OpenSSH format, its public key beside it as ``.pub``: authentication on)."""
+    keys = dict(node_keys or {})
+    return run_federation(
+        list(clients), out, nodes=clients, node_keys=keys,
+        public_keys=[Path(f"{k}.pub") for k in keys.values()], **options,
+    )  # fmt: skip
+
+
+def run_federation(
+    names: list[str],
+    out: str | Path,
+    *,
+    nodes: dict[str, Path] | None = None,
+    node_keys: dict[str, Path] | None = None,
+    host: str = "127.0.0.1",
     port: int | None = None,
     tls: TLS | None = None,
-    node_keys: dict[str, Path] | None = None,
+    public_keys: list[Path] | tuple[Path, ...] = (),
     progress: RunProgress = NoProgress(),
     **settings,
 ) -> dict:
-    """Train over ``clients`` (name -> HDF5 file) with Flower's deployment engine on this
-    machine: a SuperLink, one SuperNode per client (separate processes on loopback), scifm's
-    Flower app; see :func:`plan` for ``settings``. A rerun with the same ``out`` resumes.
+    """Serve a federation of the clients ``names``: start a SuperLink on ``host:port``, the
+    SuperNodes of ``nodes`` (name -> HDF5 file) on this machine if given (other clients run
+    ``scifm federated node`` on their own machines), submit scifm's Flower app with the plan
+    of ``settings`` (:func:`flower_plan`) and follow it; stop everything when it ends. A rerun with
+    the same ``out`` resumes the run at its last round.
 
-    ``tls`` serves the SuperLink over TLS; ``node_keys`` (name -> private key, OpenSSH format,
-    its public key beside it as ``.pub``) turns node authentication on and registers those nodes' public
-    keys (a node whose key is not registered is refused).
+    ``tls`` serves the SuperLink over TLS; ``public_keys`` (OpenSSH) turns node
+    authentication on and registers those nodes (any other is refused).
 
     Returns:
         The server's result.json.
 
     Raises:
-        ValueError: bad settings, missing files, a port in use, a client refused (bad data), or
-            too few clients answered a round within the deadline (the run resumes on rerun).
+        ValueError: bad settings, a port in use, a client refused (bad data), clients that did
+            not join, too few clients answered a round within the deadline (the run resumes on
+            rerun).
     """
     require_flower()
     out = Path(out)
-    for name, path in clients.items():
-        if not Path(path).is_file():
-            raise UserError(f"client {name}: no such file {path}")
-    spec = plan(out / "server", list(clients), **settings)
+    spec = flower_plan(out / "server", list(names), **settings)
     RunDirectory.open(out / "server", spec["config"])  # a finished or other run: refuse now
     if out.exists() and not (out / "flower").is_dir() and any(out.iterdir()):
         raise UserError(f"{out} holds something else; choose another --out")
-    host = "127.0.0.1"
+    for key in public_keys:
+        if not Path(key).is_file():
+            raise UserError(f"no such public key {key}")
+    check_local_clients(nodes or {}, settings["batch_size"])
     port = free_port() if port is None else port
     check_port(host, port)
     work = out / "flower"
     error = out / ERROR_FILE
     error.unlink(missing_ok=True)
-    superlink = f"{host}:{port}"
-    processes = [start_superlink(work, host, port, tls=tls, authenticate=node_keys is not None)]
+    superlink = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    processes = [start_superlink(work, host, port, tls=tls, authenticate=bool(public_keys))]
+    ca = None if tls is None else tls.ca
     try:
-        wait_listening(host, port, processes[0], work / "superlink.log")
-        ca = None if tls is None else tls.ca
-        for key in (node_keys or {}).values():
-            register_node(work, superlink, Path(f"{key}.pub"), ca=ca)
-        for name, path in clients.items():
+        wait_listening(superlink.split(":")[0], port, processes[0], work / "superlink.log")
+        for key in public_keys:
+            register_node(work, superlink, Path(key), ca=ca)
+        for name, path in (nodes or {}).items():
             processes.append(
                 start_supernode(
                     work, name, Path(path).resolve(), (out / "nodes" / name).resolve(), superlink,
@@ -342,7 +472,7 @@ def launch(
         processes.append(run)
         follow(run, out / "server", spec["config"]["rounds"], progress)
     finally:
-        stop(processes)
+        stop_processes(processes)
     if (out / "server" / RESULT).exists() and (out / "server" / CONFIG).exists():
         return json.loads((out / "server" / RESULT).read_text())
     if error.exists():
