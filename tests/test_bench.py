@@ -199,6 +199,8 @@ TINY = {
     "finetune": ["--model", "fno-64k", "--resolution", "16", "--batch", "1", "--steps", "1"],
     "pinn": ["--dims", "10", "--estimators", "stde", "--num-samples", "2", "--repeats", "1"],
     "federated": [
+        "--flower-clients",
+        "0",
         "--presets",
         "fno-64k",
         "--clients",

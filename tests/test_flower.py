@@ -6,6 +6,7 @@ process per message), so each takes tens of seconds; they are marked slow and ru
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -165,3 +166,17 @@ def test_a_port_in_use_is_refused_before_anything_starts(files, tmp_path):
         with pytest.raises(UserError, match=f"port {port} on 127.0.0.1 is in use"):
             federated.launch(files, tmp_path / "fl", port=port, **_settings())
     assert not (tmp_path / "fl" / "server").exists()
+
+
+def test_bench_federated_measures_flower_beside_the_simulation(tmp_path, capsys):
+    from scifm.cli import main
+
+    out = tmp_path / "fed.json"
+    argv = ["bench", "federated", "--presets", "fno-64k", "--clients", "1", "--resolution", "16"]
+    argv += ["--local-steps", "1", "--rounds", "1", "--flower-clients", "1", "--out", str(out)]
+    assert main(argv) == 0
+    flower = json.loads(out.read_text())["flower"]
+    assert flower["clients"] == 1 and flower["rounds"] == 3
+    assert flower["flower_s"] > flower["simulation_s"] > 0
+    assert flower["overhead"] == flower["flower_s"] / flower["simulation_s"]
+    assert "Flower / in-process" in capsys.readouterr().out

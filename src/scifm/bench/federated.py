@@ -8,8 +8,12 @@ default on the CPU). The peer is the execution model of the MarsFL benchmark cod
 its clients in turn in one process: here the one-client round called K times (its local
 training is the same compiled scan). Both run on
 the same random batches (timing does not depend on the data), alternating, medians of
-``rounds`` timed rounds after one compiling call. Flower's per-round overhead on loopback is
-not measured yet (the Flower runner is not built).
+``rounds`` timed rounds after one compiling call.
+
+:func:`bench_flower` runs one small federation twice in the same process: on Flower's
+deployment engine (SuperLink, one SuperNode per client on loopback: :func:`scifm.federated.launch`)
+and in the in-process simulation, same clients and settings, and reports each one's seconds per
+round after the first (which compiles) and the ratio: Flower's overhead per round.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scifm import federated
+from scifm._io import read_jsonl
 from scifm.bench._measure import machine
 from scifm.bench._report import Table, count, ms, ratio
 from scifm.models import Normalizer, OperatorModel, count_parameters, get_preset
@@ -115,6 +120,92 @@ def bench_federated(
         "machine": {**machine(), "jax": jax.__version__, "backend": jax.default_backend()},
         "rows": rows,
     }
+
+
+def bench_flower(
+    preset: str = "fno-64k",
+    clients: int = 2,
+    *,
+    resolution: int = 32,
+    samples: int = 32,
+    local_steps: int = 10,
+    batch: int = 16,
+    rounds: int = 4,
+    workdir: str | None = None,
+) -> dict:
+    """Seconds per round (median over rounds 2..R) of the same FedAvg federation on Flower's
+    deployment engine on loopback and in the in-process simulation, with their ratio."""
+    import tempfile
+    from pathlib import Path
+
+    from scifm import data, pdes
+
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="scifm-bench-flower-") as tmp:
+        root = Path(tmp)
+        files = {
+            f"client-{i}": data.generate(pdes.Poisson(), samples, resolution, 100 + i, root / f"c{i}.h5")
+            for i in range(clients)
+        }
+        settings = dict(
+            preset=preset, algorithm=federated.FedAvg(), aggregator=federated.Mean(),
+            optimizer=federated.Adam(), rounds=rounds, local_steps=local_steps,
+            batch_size=batch, lr=1e-3, seed=0, evaluate={}, eval_every=rounds,
+            deadline=600.0, join_timeout=300.0, min_clients=None,
+        )  # fmt: skip
+        tic = time.perf_counter()
+        federated.launch(files, root / "flower", **settings)
+        flower_total = time.perf_counter() - tic
+        fields = [data.FieldSet.load(p) for p in files.values()]
+        model = federated.initial_model(fields, preset=preset)
+        tic = time.perf_counter()
+        federated.simulate(
+            model, fields, root / "sim", names=list(files), rounds=rounds,
+            local_steps=local_steps, batch_size=batch, lr=1e-3, eval_every=rounds,
+        )  # fmt: skip
+        simulation_total = time.perf_counter() - tic
+
+        def per_round(run):
+            seconds = [row["seconds"] for row in read_jsonl(run / "metrics.jsonl")]
+            return float(np.median(np.diff(seconds))) if len(seconds) > 1 else float("nan")
+
+        row = {
+            "preset": preset,
+            "parameters": count_parameters(model.net),
+            "clients": clients,
+            "local_steps": local_steps,
+            "batch": batch,
+            "resolution": resolution,
+            "rounds": rounds,
+            "flower_s": per_round(root / "flower" / "server"),
+            "simulation_s": per_round(root / "sim"),
+            "flower_total_s": flower_total,
+            "simulation_total_s": simulation_total,
+        }
+    row["overhead"] = row["flower_s"] / row["simulation_s"]
+    return row
+
+
+def flower_table(row: dict) -> Table:
+    columns = (
+        "preset", "clients", "s/round Flower", "s/round in-process", "Flower / in-process",
+        "whole run Flower", "whole run in-process",
+    )  # fmt: skip
+    return Table(
+        columns,
+        [
+            (
+                row["preset"],
+                str(row["clients"]),
+                f"{row['flower_s']:.2f}",
+                f"{row['simulation_s']:.3f}",
+                ratio(row["overhead"]),
+                f"{row['flower_total_s']:.1f} s",
+                f"{row['simulation_total_s']:.1f} s",
+            )
+        ],
+        title=f"one FedAvg round on Flower's deployment engine (loopback) and in process: "
+        f"{row['local_steps']} local steps, batch {row['batch']}, median of rounds 2..{row['rounds']}",
+    )
 
 
 def federated_table(rows: Sequence[dict]) -> Table:

@@ -156,12 +156,17 @@ def bench_federated(
     resolution: int = typer.Option(32, "--resolution", help="Grid points per side."),
     local_steps: int = typer.Option(10, "--local-steps", help="Local steps per round (>= 1)."),
     rounds: int = typer.Option(3, "--rounds", help="Timed rounds after compilation (median)."),
+    flower_clients: int = typer.Option(
+        2, "--flower-clients", help="Clients of the Flower federation (0: skip Flower)."
+    ),
     out: str = _out_option("federated"),
     overwrite: bool = _overwrite_option(),
 ):
     """One federated round with K clients in one compiled call (vmapped) against the same
     clients stepped one after another (MarsFL's execution model), side by side: median time
-    per round, per client step, and the speed-up."""
+    per round, per client step, and the speed-up. Then one small federation (the first
+    preset) on Flower's deployment engine on loopback and in process: Flower's overhead per
+    round (needs the flower extra)."""
     from rich.console import Console
 
     from scifm import bench
@@ -180,6 +185,12 @@ def bench_federated(
     check_count("--local-steps", local_steps)
     check_count("--rounds", rounds)
     check_resolution(resolution)
+    if flower_clients < 0:
+        raise UserError(f"--flower-clients must be >= 0, got {flower_clients}")
+    if flower_clients:
+        from scifm.federated import require_flower
+
+        require_flower()
     path = _output("federated", out, overwrite)
     console = Console(width=120)
     result = federated.bench_federated(
@@ -187,9 +198,14 @@ def bench_federated(
         report=_live(console, federated.federated_table),
     )  # fmt: skip
     _print(console, federated.federated_table(result["rows"]))
+    if flower_clients:
+        result["flower"] = federated.bench_flower(
+            names[0], flower_clients, resolution=resolution, local_steps=local_steps,
+            rounds=max(rounds, 2) + 1,
+        )  # fmt: skip
+        _print(console, federated.flower_table(result["flower"]))
     m = result["machine"]
     print(f"machine: {m['processor']}, {m['cpus']} CPUs, jax {m['jax']} ({m['backend']})")
-    print("Flower's overhead per round on loopback: not measured (the Flower runner is not built)")
     print(f"wrote {bench.write_json(result, path, overwrite=overwrite)}")
 
 

@@ -46,6 +46,7 @@ from scifm.federated._deploy import TLS as TLS
 from scifm.federated._deploy import launch as launch
 from scifm.federated._deploy import make_certificates as make_certificates
 from scifm.federated._deploy import make_node_key as make_node_key
+from scifm.federated._deploy import require_flower as require_flower
 from scifm.federated._deploy import run_federation as run_federation
 from scifm.federated._deploy import start_supernode as start_supernode
 from scifm.federated._deploy import stop_processes as stop_processes
@@ -123,6 +124,7 @@ __all__ = [
     "message_bytes",
     "plan",
     "public_inputs",
+    "require_flower",
     "run_federation",
     "run_study",
     "simulate",
