@@ -327,9 +327,10 @@ def serve(grid: Grid, plan: dict) -> dict:
     shuffle = {name: config["seed"] + k for k, name in enumerate(names)}
     like_extra = init_client(algorithm, make(CLIENT_OPTIMIZERS, config["optimizer"]), model.net)[1]
     params_like = eqx.filter(model.net, eqx.is_inexact_array)
+    absent: list[str] = []
     for r in range(state["round"] + 1, rounds + 1):
         tic = time.perf_counter()
-        if any(n not in federation.nodes for n in names):
+        if absent:  # a lab that left may be back, under a new node id: ask new nodes
             federation.discover(0.0)
         settings = {
             "round": r,
@@ -343,8 +344,6 @@ def serve(grid: Grid, plan: dict) -> dict:
         }
         messages = []
         for name in names:
-            if name not in federation.nodes:
-                continue
             content = RecordDict(
                 {
                     "model": _record(model),
@@ -363,8 +362,6 @@ def serve(grid: Grid, plan: dict) -> dict:
                 raise UserError(f"a client refused round {r}: {reply.error.reason}")
             answered[str(reply.content["metrics"]["name"])] = reply
         absent = [n for n in names if n not in answered]
-        for name in absent:  # ask again next round: the node may come back under a new id
-            federation.asked.discard(federation.nodes.pop(name, -1))
         if len(answered) < plan["min_clients"]:
             raise UserError(
                 f"round {r}: only {len(answered)} of {len(names)} clients answered within "
