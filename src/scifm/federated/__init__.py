@@ -43,6 +43,7 @@ from scifm.federated._config import component as component
 from scifm.federated._config import dirichlet_clients as dirichlet_clients
 from scifm.federated._config import load_study as load_study
 from scifm.federated._deploy import TLS as TLS
+from scifm.federated._deploy import flower_plan as flower_plan
 from scifm.federated._deploy import launch as launch
 from scifm.federated._deploy import make_certificates as make_certificates
 from scifm.federated._deploy import make_node_key as make_node_key
@@ -115,6 +116,7 @@ __all__ = [
     "federated_normalizer",
     "federated_round",
     "flatten_clients",
+    "flower_plan",
     "init_clients",
     "initial_model",
     "launch",

@@ -120,9 +120,10 @@ def _node(context: Context) -> tuple[str, FieldSet, Path]:
     data = FieldSet.load(str(config["data"]))
     state = Path(str(config["state"]))
     # Flower starts a fresh ClientApp process per message: JAX's persistent cache keeps the
-    # compiled local round from one round to the next
-    jax.config.update("jax_compilation_cache_dir", str(state / "jax-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # compiled local round from one round to the next (unless the user chose a cache)
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(state / "jax-cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return str(config["name"]), data, state
 
 
@@ -248,8 +249,10 @@ class _Federation:
         for reply in self.grid.send_and_receive(messages, timeout=self.deadline):
             node = reply.metadata.src_node_id
             self.asked.add(node)
-            if reply.has_error():
+            if reply.has_error() and reply.error.code == REFUSED:
                 raise UserError(f"a node refused to join: {reply.error.reason}")
+            if reply.has_error():  # Flower's own (the node is gone): ask nobody again
+                continue
             about = reply.content["about"]
             name = str(about["name"])
             if name not in self.names:
@@ -356,16 +359,21 @@ def serve(grid: Grid, plan: dict) -> dict:
                 Message(content, dst_node_id=federation.nodes[name], message_type="train")
             )
         replies = list(grid.send_and_receive(messages, timeout=plan["deadline"]))
-        answered = {}
+        answered, lost = {}, {}
+        by_node = {node: name for name, node in federation.nodes.items()}
         for reply in replies:
-            if reply.has_error():
+            if reply.has_error() and reply.error.code == REFUSED:
                 raise UserError(f"a client refused round {r}: {reply.error.reason}")
+            if reply.has_error():  # Flower's own: the node is gone (no heartbeat), ...
+                lost[by_node.get(reply.metadata.src_node_id, "?")] = reply.error.reason
+                continue
             answered[str(reply.content["metrics"]["name"])] = reply
         absent = [n for n in names if n not in answered]
         if len(answered) < plan["min_clients"]:
+            why = "".join(f"; {n}: {str(lost[n]).split(' — ')[0]}" for n in absent if n in lost)
             raise UserError(
                 f"round {r}: only {len(answered)} of {len(names)} clients answered within "
-                f"{plan['deadline']:g} s (absent: {', '.join(absent)}; at least "
+                f"{plan['deadline']:g} s (absent: {', '.join(absent)}{why}; at least "
                 f"{plan['min_clients']} needed); restart them and rerun: the run resumes at "
                 f"round {r}"
             )
