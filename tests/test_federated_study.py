@@ -1,6 +1,7 @@
 """Federated studies end to end: the CLI, the files, resuming and extending."""
 
 import csv
+import functools
 import json
 
 import numpy as np
@@ -63,14 +64,20 @@ def _rows(path):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def finished(tmp_path_factory):
+    return _finished(tmp_path_factory)
+
+
+@functools.cache  # once per worker (a module fixture is torn down when xdist's queue runs dry)
+def _finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("fedstudy")
     (root / "tiny.toml").write_text(STUDY)
     assert main(["federated", "study", str(root / "tiny.toml"), "--out", str(root / "out")]) == 0
     return root
 
 
+@pytest.mark.xdist_group("fedstudy")  # one worker runs the study once
 def test_a_study_writes_every_run_results_report_and_plots(finished):
     out = finished / "out"
     study = federated.load_study(out / "study.json")
@@ -128,6 +135,7 @@ def test_a_study_writes_every_run_results_report_and_plots(finished):
     assert by_run["scaffold"] == 2 * by_run["fedavg"] > 0
 
 
+@pytest.mark.xdist_group("fedstudy")  # one worker runs the study once
 def test_a_rerun_skips_finished_runs_and_an_extension_runs_only_the_new_ones(finished):
     out = finished / "out"
     stamp = (out / "runs" / "fedavg" / "result.json").stat().st_mtime_ns
@@ -148,6 +156,7 @@ class _Stop(Exception):
     pass
 
 
+@pytest.mark.xdist_group("fedstudy")  # one worker runs the study once
 def test_a_study_stopped_mid_run_resumes_to_the_same_results(finished, tmp_path, monkeypatch):
     study = federated.load_study(finished / "tiny.toml")
     original = RunDirectory.save_state
