@@ -1,0 +1,50 @@
+"""Portfolios: a back-testing and execution engine with honest costs, and the baselines a
+trading agent must beat.
+
+    from scifm import portfolio
+    market = portfolio.load_csv(["prices/"])            # or portfolio.load_dataset("sp500-stocks")
+    result = portfolio.backtest(market, portfolio.CRP(), start="2017-01-01", end="2018-12-04")
+    print(result.metrics())                             # net of 20 + 50 bps per trade
+
+Decisions at a close use the market up to that close; orders fill at the next open
+(:mod:`scifm.portfolio._engine`). The model-based RL agent of Yu et al. (issue 15) is not built
+yet.
+"""
+
+from scifm.portfolio._baselines import CRP as CRP
+from scifm.portfolio._baselines import EG as EG
+from scifm.portfolio._baselines import OLMAR as OLMAR
+from scifm.portfolio._baselines import POLICIES as POLICIES
+from scifm.portfolio._baselines import BestAsset as BestAsset
+from scifm.portfolio._baselines import BuyAndHold as BuyAndHold
+from scifm.portfolio._baselines import simplex_projection as simplex_projection
+from scifm.portfolio._engine import Backtest as Backtest
+from scifm.portfolio._engine import Costs as Costs
+from scifm.portfolio._engine import backtest as backtest
+from scifm.portfolio._market import DATASETS as DATASETS
+from scifm.portfolio._market import Market as Market
+from scifm.portfolio._market import gbm_market as gbm_market
+from scifm.portfolio._market import load_csv as load_csv
+from scifm.portfolio._market import load_dataset as load_dataset
+from scifm.portfolio._market import winner_market as winner_market
+from scifm.portfolio._metrics import metrics as metrics
+
+__all__ = [
+    "CRP",
+    "DATASETS",
+    "EG",
+    "OLMAR",
+    "POLICIES",
+    "Backtest",
+    "BestAsset",
+    "BuyAndHold",
+    "Costs",
+    "Market",
+    "backtest",
+    "gbm_market",
+    "load_csv",
+    "load_dataset",
+    "metrics",
+    "simplex_projection",
+    "winner_market",
+]

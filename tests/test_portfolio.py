@@ -1,0 +1,208 @@
+"""The portfolio back-testing engine: hand-computed cases, closed forms, no look-ahead, costs,
+data checks, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from scifm import UserError, portfolio
+from scifm.portfolio import Costs, Market, backtest
+
+
+def _market(opens, closes, assets=("A", "B")):
+    opens, closes = np.asarray(opens, float), np.asarray(closes, float)
+    dates = np.datetime64("2020-01-06") + np.arange(len(opens))
+    return Market(
+        dates, assets, opens, np.maximum(opens, closes), np.minimum(opens, closes), closes
+    )
+
+
+def test_two_assets_three_days_with_costs_by_hand():
+    """CRP 50/50 from 1000 in cash, costs 1% of the value traded (60 + 40 bps)."""
+    market = _market([[10, 20], [10, 20], [11, 18]], [[10, 20], [12, 16], [12, 18]])
+    result = backtest(market, portfolio.CRP(), costs=Costs(60, 40), initial=1000.0)
+    # fill 1 (open of day 1): all 1000 is traded: V1 = 1000 - 0.01 V1
+    v1 = 1000 / 1.01
+    # day 1: A 10 -> 12 (x1.2), B 20 -> 16 (x0.8): 0.5 V1 (1.2 + 0.8) = V1 at the close
+    # fill 2 (open of day 2): A is worth 0.5 V1 * 1.1, B 0.5 V1 * 0.9; rebalancing to halves of
+    # V2 trades |0.5 V2 - 0.55 V1| + |0.5 V2 - 0.45 V1| = 0.1 V1, so V2 = V1 - 0.001 V1
+    v2 = 0.999 * v1
+    # day 2: A 11 -> 12, B 18 -> 18
+    final = 0.5 * v2 * 12 / 11 + 0.5 * v2
+    np.testing.assert_allclose(result.wealth, [1000, v1, final], rtol=1e-12)
+    np.testing.assert_allclose(result.costs, [1000 - v1, 0.001 * v1], rtol=1e-9)
+    np.testing.assert_allclose(result.traded, [v1, 0.1 * v1], rtol=1e-9)
+    np.testing.assert_allclose(result.targets, [[0, 0.5, 0.5]] * 2)
+    a = 0.5 * v2 * 12 / 11
+    np.testing.assert_allclose(result.weights[-1], [0, a / final, 0.5 * v2 / final], atol=1e-12)
+
+
+def test_crp_and_buy_and_hold_match_their_closed_forms():
+    """Without costs, on a market that opens at the previous close: CRP's wealth is the
+    product of ``w . x_t``; buy-and-hold's is ``sum_i w_i p_T,i / p_0,i``."""
+    market = portfolio.gbm_market(120, 4, seed=3)
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    x = market.close[11:101] / market.close[10:100]
+    crp = backtest(
+        market, portfolio.CRP(w), start=str(market.dates[10]), end=str(market.dates[100]),
+        costs=Costs(0, 0), initial=1.0,
+    )  # fmt: skip
+    np.testing.assert_allclose(crp.wealth[1:], np.cumprod(x @ w), rtol=1e-12)
+    hold = backtest(market, portfolio.BuyAndHold(), costs=Costs(0, 0), initial=1.0)
+    np.testing.assert_allclose(
+        hold.wealth[-1], np.mean(market.close[-1] / market.close[0]), rtol=1e-12
+    )
+    assert np.all(hold.traded[1:] == 0) and np.all(hold.costs[1:] == 0)
+
+
+def _policies():
+    return [portfolio.CRP(), portfolio.BuyAndHold(), portfolio.OLMAR(), portfolio.EG()]
+
+
+@pytest.mark.parametrize("policy", _policies(), ids=lambda p: p.name)
+def test_no_decision_depends_on_a_later_price(policy):
+    market = portfolio.gbm_market(80, 3, seed=1)
+    base = backtest(market, policy, start=str(market.dates[5]))
+    rng = np.random.default_rng(0)
+    for t in (5, 20, 50, 78):
+        factor = np.ones_like(market.close)
+        factor[t + 1 :] = rng.uniform(0.5, 2.0, size=factor[t + 1 :].shape)
+        changed = Market(
+            market.dates, market.assets, market.open * factor, market.high * factor,
+            market.low * factor, market.close * factor,
+        )  # fmt: skip
+        other = backtest(changed, policy, start=str(market.dates[5]))
+        decided = t - 5 + 1  # decisions at closes 5..t
+        np.testing.assert_array_equal(other.targets[:decided], base.targets[:decided])
+        assert not np.array_equal(other.wealth, base.wealth)
+
+
+@pytest.mark.parametrize("policy", [portfolio.CRP(), portfolio.OLMAR()], ids=lambda p: p.name)
+def test_higher_costs_never_raise_wealth_for_the_same_decisions(policy):
+    market = portfolio.gbm_market(100, 3, seed=2)
+    runs = [backtest(market, policy, costs=Costs(fee, 10)) for fee in (0, 5, 20, 100)]
+    for cheaper, dearer in zip(runs, runs[1:], strict=False):
+        np.testing.assert_allclose(dearer.targets, cheaper.targets, atol=1e-9)
+        assert np.all(dearer.wealth[1:] < cheaper.wealth[1:])
+
+
+def test_whole_shares_hold_integers_and_never_borrow():
+    market = portfolio.gbm_market(40, 3, seed=4)
+    result = backtest(market, portfolio.OLMAR(), initial=10_000.0, whole_shares=True)
+    values = result.weights[:, 1:] * result.wealth[:, None]
+    shares = values / market.close
+    np.testing.assert_allclose(shares, np.round(shares), atol=1e-6)
+    assert np.all(result.weights[:, 0] >= -1e-12)
+
+
+def test_best_asset_in_hindsight_holds_the_winner_and_is_labelled():
+    market = portfolio.winner_market(30, 3, winner=2)
+    best = backtest(market, portfolio.BestAsset(), costs=Costs(0, 0), initial=1.0)
+    crp = backtest(market, portfolio.CRP(), costs=Costs(0, 0), initial=1.0)
+    assert best.hindsight and not crp.hindsight
+    np.testing.assert_allclose(best.targets, [[0, 0, 0, 1]] * 29)
+    np.testing.assert_allclose(best.wealth[-1], 1.01**29, rtol=1e-12)
+    assert crp.wealth[-1] < best.wealth[-1]
+
+
+def test_simplex_projection_is_the_nearest_point_of_the_simplex():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        v = rng.normal(size=6) * 2
+        ours = portfolio.simplex_projection(v)
+        found = minimize(
+            lambda x, v=v: np.sum((x - v) ** 2), np.full(6, 1 / 6), method="SLSQP",
+            bounds=[(0, None)] * 6, constraints={"type": "eq", "fun": lambda x: x.sum() - 1},
+            options={"ftol": 1e-14, "maxiter": 500},
+        )  # fmt: skip
+        np.testing.assert_allclose(ours, found.x, atol=1e-6)
+        assert ours.min() >= 0 and abs(ours.sum() - 1) < 1e-12
+
+
+def test_eg_step_by_hand():
+    market = _market([[10, 20], [10, 20], [10, 20]], [[10, 20], [11, 19], [12, 19]])
+    result = backtest(market, portfolio.EG(eta=0.5), costs=Costs(0, 0))
+    x = np.array([1.1, 0.95])  # day 1's relatives, known at its close
+    b = 0.5 * np.exp(0.5 * x / (0.5 * x.sum()))
+    np.testing.assert_allclose(result.targets[1, 1:], b / b.sum(), rtol=1e-12)
+    np.testing.assert_allclose(result.targets[0], [0, 0.5, 0.5])
+
+
+def test_metrics_by_hand():
+    wealth = np.array([100.0, 120.0, 90.0, 130.0, 65.0, 78.0])
+    m = portfolio.metrics(wealth)
+    r = np.array([0.2, -0.25, 130 / 90 - 1, -0.5, 0.2])
+    assert m["max_drawdown"] == pytest.approx(0.5)  # 130 -> 65
+    assert m["annual_return"] == pytest.approx(0.78 ** (252 / 5) - 1)
+    assert m["annual_volatility"] == pytest.approx(np.std(r, ddof=1) * np.sqrt(252))
+    assert m["sharpe"] == pytest.approx(r.mean() / np.std(r, ddof=1) * np.sqrt(252))
+    downside = np.sqrt((0.25**2 + 0.5**2) / 5)
+    assert m["sortino"] == pytest.approx(r.mean() / downside * np.sqrt(252))
+    # 5% quantile of 5 returns (linear interpolation): 20% of the way from -0.5 to -0.25
+    assert m["var_95"] == pytest.approx(0.5 - 0.2 * 0.25)
+    assert m["cvar_95"] == pytest.approx(0.5)
+    steady = portfolio.metrics(100 * 1.001 ** np.arange(11))
+    assert steady["annual_return"] == pytest.approx(1.001**252 - 1)
+    assert steady["max_drawdown"] == 0
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_csv_files_a_long_table_and_a_folder_load_the_same_market(tmp_path):
+    a = "date,open,high,low,close,volume\n2020-01-02,10,11,9,10.5,100\n2020-01-03,10.5,12,10,11,120\n2020-01-06,11,11.5,10.5,11,90\n"
+    b = "date,open,high,low,close\n2020-01-02,20,21,19,20\n2020-01-03,20,20.5,19,19.5\n2020-01-06,19.5,20,19,19.8\n2020-01-07,19.8,20,19,19.9\n"
+    (tmp_path / "d").mkdir()
+    files = [_write(tmp_path / "d" / "AAA.csv", a), _write(tmp_path / "d" / "BBB.csv", b)]
+    one = portfolio.load_csv(files)
+    assert one.assets == ("AAA", "BBB") and len(one) == 3  # dates both have
+    np.testing.assert_array_equal(one.close[:, 1], [20, 19.5, 19.8])
+    folder = portfolio.load_csv([tmp_path / "d"])
+    long = "asset,date,open,high,low,close\n" + "".join(
+        f"{name},{line}\n"
+        for name, text in (("AAA", a), ("BBB", b))
+        for line in [",".join(x.split(",")[:5]) for x in text.splitlines()[1:]]
+    )
+    table = portfolio.load_csv([_write(tmp_path / "long.csv", long)])
+    for other in (folder, table):
+        assert other.assets == one.assets
+        np.testing.assert_array_equal(other.close, one.close)
+        np.testing.assert_array_equal(other.dates, one.dates)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("date,open,high,low\n2020-01-02,1,1,1\n", "missing column(s) close"),
+        ("date,open,high,low,close\n2020-01-02,1,1,1,0\n2020-01-03,1,1,1,1\n", "non-positive close"),
+        ("date,open,high,low,close\n2020-01-02,1,1,1,1\n2020-01-03,1,,1,1\n", "missing or non-positive high"),
+        ("date,open,high,low,close\n2020-01-02,1,1,2,1\n2020-01-03,1,1,1,1\n", "breaks min(open, close) >= low"),
+        ("date,open,high,low,close\n2020-01-02,1,1.5,1,2\n2020-01-03,1,1,1,1\n", "breaks high >= max(open, close)"),
+        ("date,open,high,low,close\n2020-01-03,1,1,1,1\n2020-01-02,1,1,1,1\n", "is out of order"),
+        ("date,open,high,low,close\n2020-01-02,1,1,1,1\n2020-01-02,1,1,1,1\n", "is a duplicate"),
+        ("date,open,high,low,close\n2020-01-02,1,1,1,1\n2020-03-02,1,1,1,1\n", "a gap of 60 days"),
+        ("date,open,high,low,close\n2020-13-02,1,1,1,1\n", "is not a date"),
+        ("date,open,high,low,close\n2020-01-02,1,x,1,1\n", "high 'x' is not a number"),
+    ],
+)
+def test_bad_files_are_refused_in_one_line(tmp_path, text, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        portfolio.load_csv([_write(tmp_path / "X.csv", text)])
+
+
+def test_bad_windows_costs_and_assets_are_refused():
+    market = portfolio.gbm_market(30, 2)
+    with pytest.raises(UserError, match="lies outside it"):
+        backtest(market, portfolio.CRP(), start="1990-01-01", end="1990-12-31")
+    with pytest.raises(UserError, match="it needs at least two"):
+        backtest(market, portfolio.CRP(), start=str(market.dates[3]), end=str(market.dates[3]))
+    with pytest.raises(UserError, match="fee_bps must be"):
+        Costs(-1, 0)
+    with pytest.raises(UserError, match="unknown asset 'ZZZ'"):
+        market.select(["A0", "ZZZ"])
+    with pytest.raises(UserError, match="unknown dataset"):
+        portfolio.load_dataset("ftse")
