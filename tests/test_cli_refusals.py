@@ -34,6 +34,10 @@ def world(tmp_path_factory):
     with h5py.File(zero, "r+") as f:
         f["outputs"][...] = 0.0  # relative errors of zero targets are not finite
     data.generate(pdes.Poisson(), 4, 32, 2, root / "d32.h5")
+    for folder, last in (("prices", "11"), ("bad-prices", "0")):
+        (root / folder).mkdir()
+        rows = f"2020-01-02,10,11,9,10\n2020-01-03,10,12,9,11\n2020-01-06,11,11,{last},{last}\n"
+        (root / folder / "AAA.csv").write_text("date,open,high,low,close\n" + rows)
     (root / "fed.toml").write_text(FED_STUDY)
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("mine")
@@ -92,6 +96,7 @@ aggregators = ["mean", "median"]
 FED = ["federated", "study", "{w}/fed.toml", "--out", "{w}/fed-out"]
 LAUNCH = ["federated", "launch", "--client", "a={w}/d.h5", "--client", "b={w}/d.h5", "--rounds", "1"]
 LAUNCH += ["--batch-size", "4", "--out", "{w}/fl"]
+PORTFOLIO = ["portfolio", "backtest", "--out", "{w}/bt"]
 
 CASES = [
     # (arguments, part of the message)
@@ -177,6 +182,13 @@ CASES = [
     ([*LAUNCH[:-2], "--out", "{w}/foreign"], "holds something else; choose another --out"),
     ([*LAUNCH, "--port", "70000"], "port 70000 is not a TCP port"),
     (["federated", "launch", "--out", "{w}/fl"], "give the clients"),
+    ([*PORTFOLIO, "--data", "ftse-100"], "no such file ftse-100"),
+    ([*PORTFOLIO, "--data", "{w}/prices", "--assets", "ZZZ"], "unknown asset 'ZZZ'"),
+    ([*PORTFOLIO, "--data", "{w}/prices", "--start", "1990-01-01", "--end", "1990-02-01"], "lies outside"),
+    ([*PORTFOLIO, "--data", "{w}/prices", "--fee-bps", "-1"], "fee_bps must be"),
+    ([*PORTFOLIO, "--data", "{w}/prices", "--policy", "ddpg"], "policies: crp, buy-and-hold"),
+    ([*PORTFOLIO, "--data", "{w}/bad-prices"], "non-positive low price (0.0) on 2020-01-06"),
+    ([*PORTFOLIO, "--data", "{w}/prices", "--start", "2020-13-01"], "is not a date"),
     (
         ["federated", "node", "--name", "a", "--data", "{w}/none.h5", "--server", "127.0.0.1:1",
          "--state", "{w}/node"],

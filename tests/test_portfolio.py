@@ -10,6 +10,8 @@ from scipy.optimize import minimize
 from scifm import UserError, portfolio
 from scifm.portfolio import Costs, Market, backtest
 
+FIELDS = ("open", "high", "low", "close")
+
 
 def _market(opens, closes, assets=("A", "B")):
     opens, closes = np.asarray(opens, float), np.asarray(closes, float)
@@ -206,3 +208,39 @@ def test_bad_windows_costs_and_assets_are_refused():
         market.select(["A0", "ZZZ"])
     with pytest.raises(UserError, match="unknown dataset"):
         portfolio.load_dataset("ftse")
+
+
+def test_builtin_datasets_load_from_their_packages_and_pass_the_checks():
+    for name in portfolio.DATASETS:
+        market = portfolio.load_dataset(name)
+        first, last = market.between("2005-01-01", "2018-12-04")  # the paper's train + test
+        assert market.dates[first] <= np.datetime64("2005-01-05")
+        assert market.dates[last] >= np.datetime64("2018-11-30")
+    stocks = portfolio.load_dataset("sp500-stocks")
+    assert len(stocks.assets) == 20 and np.array_equal(stocks.open, stocks.close)  # closes only
+
+
+def test_cli_backtest_writes_metrics_daily_and_plot(tmp_path, capsys):
+    import json
+
+    from scifm.cli import main
+
+    market = portfolio.gbm_market(60, 2, seed=7)
+    for j, asset in enumerate(market.assets):
+        rows = [
+            ",".join([str(d)] + [repr(float(getattr(market, f)[i, j])) for f in FIELDS])
+            for i, d in enumerate(market.dates)
+        ]
+        (tmp_path / f"{asset}.csv").write_text("date,open,high,low,close\n" + "\n".join(rows))
+    out = tmp_path / "bt"
+    args = ["portfolio", "backtest", "--data", str(tmp_path), "--policy", "crp", "--out", str(out)]
+    assert main([*args, "--start", str(market.dates[10])]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    expected = backtest(market, portfolio.CRP(), start=str(market.dates[10])).metrics()
+    for key in ("sharpe", "sortino", "max_drawdown", "annual_return", "annual_volatility",
+                "final_value", "turnover"):  # fmt: skip
+        assert metrics[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert (out / "wealth.png").stat().st_size > 0
+    assert len((out / "daily.csv").read_text().splitlines()) == 1 + 50
+    assert main(args) == 2  # finished: refused without --overwrite
+    assert "exists; pass --overwrite" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The `scifm` command line: thin wrappers that parse, call library functions and print.
 
-One module per command group (`data`, `train`, `study`, `pinn`, `federated`, `dft`, `bench`); this module
+One module per command group (`data`, `train`, `study`, `pinn`, `federated`, `dft`, `portfolio`,
+`bench`); this module
 assembles them into one app, in the order `scifm --help` lists them. Command modules import
 only Typer at the top; heavy libraries are imported inside the commands, so `--help` is fast.
 
@@ -16,7 +17,7 @@ import typer
 
 from scifm import DivergenceError, RunConflict, UserError, __version__
 from scifm._checks import OutputExists
-from scifm.cli import bench, data, dft, federated, pinn, study, train
+from scifm.cli import bench, data, dft, federated, pinn, portfolio, study, train
 
 app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be eaten as markup
@@ -61,6 +62,7 @@ for command in (
     app.command()(command)
 app.add_typer(federated.app, name="federated")
 app.add_typer(dft.app, name="dft")
+app.add_typer(portfolio.app, name="portfolio")
 app.add_typer(bench.app, name="bench")
 
 
