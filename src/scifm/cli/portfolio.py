@@ -46,7 +46,6 @@ def backtest(
     --start 2017-01-01 --end 2018-12-04 --out bt/olmar
     """
     from scifm import portfolio
-    from scifm.portfolio._report import write_backtest
 
     if policy not in portfolio.POLICIES:
         raise UserError(f"unknown policy {policy!r}; policies: {', '.join(portfolio.POLICIES)}")
@@ -62,7 +61,7 @@ def backtest(
         market, portfolio.POLICIES[policy](), start=start, end=end, costs=costs,
         initial=initial, whole_shares=whole_shares,
     )  # fmt: skip
-    m = write_backtest(result, out, overwrite=overwrite, risk_free=risk_free,
+    m = portfolio.write_backtest(result, out, overwrite=overwrite, risk_free=risk_free,
                        about={"data": list(data)})  # fmt: skip
     label = f"{policy} (hindsight)" if result.hindsight else policy
     print(

@@ -28,6 +28,8 @@ from scifm.portfolio._market import load_csv as load_csv
 from scifm.portfolio._market import load_dataset as load_dataset
 from scifm.portfolio._market import winner_market as winner_market
 from scifm.portfolio._metrics import metrics as metrics
+from scifm.portfolio._report import plot_backtest as plot_backtest
+from scifm.portfolio._report import write_backtest as write_backtest
 
 __all__ = [
     "CRP",
@@ -45,6 +47,8 @@ __all__ = [
     "load_csv",
     "load_dataset",
     "metrics",
+    "plot_backtest",
     "simplex_projection",
     "winner_market",
+    "write_backtest",
 ]
