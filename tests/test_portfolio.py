@@ -244,3 +244,29 @@ def test_cli_backtest_writes_metrics_daily_and_plot(tmp_path, capsys):
     assert len((out / "daily.csv").read_text().splitlines()) == 1 + 50
     assert main(args) == 2  # finished: refused without --overwrite
     assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_greedy_expert_is_the_linear_programme_optimum():
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(8)
+    for trial in range(40):
+        m = 1 + trial % 6
+        u = np.concatenate([[1.0], rng.uniform(0.95, 1.05, m)])
+        p = rng.dirichlet(np.ones(m + 1))
+        cost = [0.0, 0.001, 0.007, 0.05][trial % 4]
+        ours = portfolio.greedy_expert(u, p, cost)
+        # w = p + b - s with b, s >= 0: maximise u.(b - s) - c sum_{i>0} (b_i + s_i)
+        k = m + 1
+        c = np.full(k, cost)
+        c[0] = 0
+        result = linprog(
+            np.concatenate([-(u - c), u + c]),
+            A_eq=np.concatenate([np.ones(k), -np.ones(k)])[None, :], b_eq=[0.0],
+            A_ub=np.hstack([-np.eye(k), np.eye(k)]), b_ub=p,  # w = p + b - s >= 0
+            bounds=[(0, None)] * (2 * k), method="highs",
+        )  # fmt: skip
+        assert result.status == 0
+        ours_value = u @ ours - cost * np.abs(ours[1:] - p[1:]).sum()
+        assert ours_value == pytest.approx(-result.fun + u @ p, abs=1e-12)
+        assert ours.min() >= 0 and ours.sum() == pytest.approx(1)

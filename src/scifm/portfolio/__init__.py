@@ -21,6 +21,7 @@ from scifm.portfolio._baselines import simplex_projection as simplex_projection
 from scifm.portfolio._engine import Backtest as Backtest
 from scifm.portfolio._engine import Costs as Costs
 from scifm.portfolio._engine import backtest as backtest
+from scifm.portfolio._expert import greedy_expert as greedy_expert
 from scifm.portfolio._market import DATASETS as DATASETS
 from scifm.portfolio._market import Market as Market
 from scifm.portfolio._market import gbm_market as gbm_market
@@ -44,6 +45,7 @@ __all__ = [
     "Market",
     "backtest",
     "gbm_market",
+    "greedy_expert",
     "load_csv",
     "load_dataset",
     "metrics",
