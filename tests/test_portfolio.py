@@ -3,6 +3,7 @@ data checks, baselines."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -270,3 +271,51 @@ def test_greedy_expert_is_the_linear_programme_optimum():
         ours_value = u @ ours - cost * np.abs(ours[1:] - p[1:]).sum()
         assert ours_value == pytest.approx(-result.fun + u @ p, abs=1e-12)
         assert ours.min() >= 0 and ours.sum() == pytest.approx(1)
+
+
+# -- the DDPG agent -------------------------------------------------------------------------------
+TINY_AGENT = portfolio.AgentConfig(
+    window=5, hidden=8, layers=(32, 16), dropout=0.0, batch=32, capacity=500, episode=40,
+    episodes=25, actor_lr=1e-4, critic_lr=1e-3, tau=0.05, gamma=0.5, cost=0.0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("agent") / "run"
+    market = portfolio.winner_market(200, 3, winner=1, gain=0.005)
+    with jax.enable_x64(False):
+        portfolio.train_agent(market, out, config=TINY_AGENT, seed=0)
+    return market, out
+
+
+def test_ddpg_learns_the_deterministic_winner_market(trained):
+    market, out = trained
+    with jax.enable_x64(False):
+        result = backtest(market, portfolio.AgentPolicy(out), start=str(market.dates[100]), costs=Costs(0, 0))
+    assert np.mean(result.targets[:, 2]) > 0.9  # cash, A0, A1 (the winner), A2
+    best = backtest(market, portfolio.BestAsset(), start=str(market.dates[100]), costs=Costs(0, 0))
+    assert result.wealth[-1] > 0.95 * best.wealth[-1]
+
+
+def test_the_agent_decides_without_later_prices(trained):
+    market, out = trained
+    with jax.enable_x64(False):
+        policy = portfolio.AgentPolicy(out)
+        base = backtest(market, policy, start=str(market.dates[150]))
+        factor = np.ones_like(market.close)
+        factor[171:] = np.random.default_rng(1).uniform(0.5, 2, size=factor[171:].shape)
+        changed = Market(
+            market.dates, market.assets, market.open * factor, market.high * factor,
+            market.low * factor, market.close * factor,
+        )  # fmt: skip
+        other = backtest(changed, policy, start=str(market.dates[150]))
+    np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
+
+
+def test_an_agent_for_other_assets_is_refused(trained, tmp_path):
+    _, out = trained
+    with pytest.raises(UserError, match="the agent trades A0, A1, A2"):
+        backtest(portfolio.gbm_market(30, 2), portfolio.AgentPolicy(out))
+    with pytest.raises(UserError, match="holds no trained agent"):
+        portfolio.AgentPolicy(tmp_path)

@@ -214,3 +214,18 @@ def test_corrupt_run_files_are_named_with_what_to_do(tmp_path):
     (tmp_path / "run" / "config.json").write_text("{")
     with pytest.raises(RunError, match="config.json is not valid JSON"):
         RunDirectory.open(tmp_path / "run", {"a": 1})
+
+
+def test_portfolio_agent_stopped_after_every_save_resumes_to_the_same_files(tmp_path, monkeypatch):
+    from scifm import portfolio
+
+    market = portfolio.winner_market(60, 2, winner=0, gain=0.005)
+    config = portfolio.AgentConfig(
+        window=5, hidden=4, layers=(8,), batch=8, capacity=50, episode=10, episodes=4,
+    )
+
+    def run(out):
+        return portfolio.train_agent(market, out, config=config, seed=3, save_every=2)
+
+    whole, saves = _resumes_after_every_save(run, tmp_path, monkeypatch)
+    assert saves == 2 and (whole / "checkpoint.eqx").exists()

@@ -7,10 +7,15 @@ trading agent must beat.
     print(result.metrics())                             # net of 20 + 50 bps per trade
 
 Decisions at a close use the market up to that close; orders fill at the next open
-(:mod:`scifm.portfolio._engine`). The model-based RL agent of Yu et al. (issue 15) is not built
-yet.
+(:mod:`scifm.portfolio._engine`). The DDPG agent of Yu et al. (:func:`train_agent`) trains on
+the same markets and trades in the same engine (:class:`AgentPolicy`); its IPM, DAM and BCM
+modules are not built yet.
 """
 
+from scifm.portfolio._agent import AgentConfig as AgentConfig
+from scifm.portfolio._agent import AgentPolicy as AgentPolicy
+from scifm.portfolio._agent import load_agent as load_agent
+from scifm.portfolio._agent import train_agent as train_agent
 from scifm.portfolio._baselines import CRP as CRP
 from scifm.portfolio._baselines import EG as EG
 from scifm.portfolio._baselines import OLMAR as OLMAR
@@ -33,6 +38,8 @@ from scifm.portfolio._report import plot_backtest as plot_backtest
 from scifm.portfolio._report import write_backtest as write_backtest
 
 __all__ = [
+    "AgentConfig",
+    "AgentPolicy",
     "CRP",
     "DATASETS",
     "EG",
@@ -46,11 +53,13 @@ __all__ = [
     "backtest",
     "gbm_market",
     "greedy_expert",
+    "load_agent",
     "load_csv",
     "load_dataset",
     "metrics",
     "plot_backtest",
     "simplex_projection",
+    "train_agent",
     "winner_market",
     "write_backtest",
 ]

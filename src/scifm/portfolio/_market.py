@@ -338,10 +338,13 @@ def gbm_market(
     )  # fmt: skip
 
 
-def winner_market(n_days: int, n_assets: int = 3, *, winner: int = 0, gain: float = 0.01) -> Market:
-    """A market where asset ``winner`` rises by ``gain`` every day and the others fall by it:
-    the best policy is to hold the winner (what a learning agent must find)."""
-    factor = np.full(n_assets, 1 - gain)
+def winner_market(
+    n_days: int, n_assets: int = 3, *, winner: int = 0, gain: float = 0.01, loss: float = 0.0
+) -> Market:
+    """A market where asset ``winner`` rises by ``gain`` every day and the others fall by
+    ``loss`` (default: they stay flat, as cash does): holding the winner is the best policy,
+    what a learning agent must find."""
+    factor = np.full(n_assets, 1 - loss)
     factor[winner] = 1 + gain
     close = 100 * factor[None, :] ** np.arange(1, n_days + 1)[:, None]
     opened = np.vstack([np.full((1, n_assets), 100.0), close[:-1]])

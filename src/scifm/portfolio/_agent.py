@@ -1,0 +1,396 @@
+"""The DDPG trading agent of Yu et al. (arXiv 1901.08740): networks, environment, training.
+
+**State** at day t: for each asset the last ``window`` closes, highs and lows divided by day
+t's close (``(m, window, 3)``), and the weights held (cash first, after the day's drift).
+**Action**: target weights, a softmax over cash and the m assets (long only).
+**Environment** (the paper's close-to-close formulation): price relatives
+``u_{t+1} = close_{t+1} / close_t`` (cash 1); rebalancing from the drifted weights ``w'`` to
+``w`` costs ``c sum_{i>0} |w'_i - w_i|`` of wealth, so the reward is
+``ln((1 - cost) u_{t+1} . w)``, scaled by ``reward_scale`` (1e3, as the paper), and the weights
+drift to ``u * w / (u . w)``. (The paper writes the cost factor where the remaining fraction is
+meant.) The back-test of a trained agent runs in the engine (next-open fills).
+**Networks**: a bidirectional LSTM over the window, shared by the assets, then dense
+256-128-64-32 leaky-ReLU layers with dropout (0.5 during training); the critic sees the action
+beside the state. **DDPG** (Lillicrap et al. 2016): target networks updated softly (``tau``),
+critic Adam at ``critic_lr`` (1e-3), actor 100x slower, replay of ``capacity`` transitions
+(1,000), exploration by parameter-space noise (Gaussian, ``sigma`` 0.01 on the actor's
+weights). The discount ``gamma`` (0.99) and ``tau`` (0.001) are not in the paper: Lillicrap's.
+The update step (critic, actor, targets) is one jitted function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scifm._checks import UserError, check_count, check_non_negative, check_positive
+from scifm._progress import NoProgress
+from scifm._runs import RunDirectory
+from scifm.portfolio._market import Market
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The agent's settings (the paper's where it gives them)."""
+
+    window: int = 10
+    hidden: int = 32
+    layers: tuple[int, ...] = (256, 128, 64, 32)
+    dropout: float = 0.5
+    gamma: float = 0.99
+    tau: float = 0.001
+    critic_lr: float = 1e-3
+    actor_lr: float = 1e-5
+    batch: int = 64
+    capacity: int = 1000
+    sigma: float = 0.01
+    reward_scale: float = 1e3
+    cost: float = 0.007  # (20 + 50) bps, as a fraction of the value traded
+    episode: int = 650
+    episodes: int = 200
+
+    def __post_init__(self):
+        for key in ("window", "hidden", "batch", "capacity", "episode", "episodes"):
+            check_count(key, getattr(self, key))
+        for key in ("critic_lr", "actor_lr", "reward_scale"):
+            check_positive(key, getattr(self, key))
+        for key in ("sigma", "cost", "tau"):
+            check_non_negative(key, getattr(self, key))
+        if not 0 <= self.dropout < 1 or not 0 <= self.gamma < 1:
+            raise UserError(f"dropout and gamma must be in [0, 1), got {self.dropout}, {self.gamma}")
+
+
+def features(market: Market, t: int, window: int) -> np.ndarray:
+    """The price window of day t: ``(m, window, 3)`` closes, highs, lows over day t's close."""
+    rows = slice(t - window + 1, t + 1)
+    stacked = np.stack([market.close[rows], market.high[rows], market.low[rows]], axis=-1)
+    return (stacked / market.close[t][None, :, None]).transpose(1, 0, 2).astype(np.float32)
+
+
+class Extractor(eqx.Module):
+    """A bidirectional LSTM over each asset's window (shared by the assets)."""
+
+    forward: eqx.nn.LSTMCell
+    backward: eqx.nn.LSTMCell
+
+    def __init__(self, hidden: int, *, key):
+        a, b = jax.random.split(key)
+        self.forward = eqx.nn.LSTMCell(3, hidden, key=a)
+        self.backward = eqx.nn.LSTMCell(3, hidden, key=b)
+
+    def _run(self, cell, xs):
+        zeros = jnp.zeros(cell.hidden_size)
+
+        def step(carry, x):
+            carry = cell(x, carry)
+            return carry, None
+
+        (h, _), _ = jax.lax.scan(step, (zeros, zeros), xs)
+        return h
+
+    def __call__(self, window):  # (m, W, 3) -> (m * 2 hidden,)
+        one = lambda xs: jnp.concatenate([self._run(self.forward, xs), self._run(self.backward, xs[::-1])])  # noqa: E731
+        return jax.vmap(one)(window).reshape(-1)
+
+
+class Head(eqx.Module):
+    """Dense leaky-ReLU layers with dropout, then a linear output."""
+
+    layers: list
+    out: eqx.nn.Linear
+    dropout: eqx.nn.Dropout
+
+    def __init__(self, size: int, widths: Sequence[int], out: int, dropout: float, *, key):
+        keys = jax.random.split(key, len(widths) + 1)
+        sizes = [size, *widths]
+        self.layers = [eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes, sizes[1:], keys, strict=False)]
+        self.out = eqx.nn.Linear(sizes[-1], out, key=keys[-1])
+        self.dropout = eqx.nn.Dropout(dropout)
+
+    def __call__(self, x, key=None):
+        inference = key is None
+        for i, layer in enumerate(self.layers):
+            x = jax.nn.leaky_relu(layer(x))
+            k = None if inference else jax.random.fold_in(key, i)
+            x = self.dropout(x, key=k, inference=inference)
+        return self.out(x)
+
+
+class Actor(eqx.Module):
+    extractor: Extractor
+    head: Head
+
+    def __init__(self, m: int, config: AgentConfig, *, key):
+        a, b = jax.random.split(key)
+        self.extractor = Extractor(config.hidden, key=a)
+        self.head = Head(m * 2 * config.hidden + m + 1, config.layers, m + 1, config.dropout, key=b)
+
+    def __call__(self, window, weights, key=None):
+        x = jnp.concatenate([self.extractor(window), weights])
+        return jax.nn.softmax(self.head(x, key))
+
+
+class Critic(eqx.Module):
+    extractor: Extractor
+    head: Head
+
+    def __init__(self, m: int, config: AgentConfig, *, key):
+        a, b = jax.random.split(key)
+        self.extractor = Extractor(config.hidden, key=a)
+        self.head = Head(m * 2 * config.hidden + 2 * (m + 1), config.layers, 1, config.dropout, key=b)
+
+    def __call__(self, window, weights, action, key=None):
+        x = jnp.concatenate([self.extractor(window), weights, action])
+        return self.head(x, key)[0]
+
+
+def step_reward(u: np.ndarray, drifted: np.ndarray, action: np.ndarray, cost: float):
+    """The environment's step: reward ``ln((1 - cost) u . w)`` and the next drifted weights."""
+    paid = cost * np.abs(drifted[1:] - action[1:]).sum()
+    growth = float(u @ action)
+    return float(np.log((1 - paid) * growth)), u * action / growth
+
+
+class Agent(eqx.Module):
+    """Actor, critic and their targets."""
+
+    actor: Actor
+    critic: Critic
+    actor_target: Actor
+    critic_target: Critic
+
+    @classmethod
+    def create(cls, m: int, config: AgentConfig, *, key):
+        a, c = jax.random.split(key)
+        actor, critic = Actor(m, config, key=a), Critic(m, config, key=c)
+        return cls(actor, critic, actor, critic)
+
+
+def _optimizers(config: AgentConfig):
+    return optax.adam(config.actor_lr), optax.adam(config.critic_lr)
+
+
+@eqx.filter_jit
+def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
+    """One DDPG update on a batch ``(window, weights, action, reward, next_window,
+    next_weights)``: the critic toward ``r + gamma Q'(s', mu'(s'))``, the actor up the critic's
+    gradient, the targets a ``tau`` step toward the networks."""
+    actor_tx, critic_tx = _optimizers(config)
+    window, weights, action, reward, next_window, next_weights = batch
+    n = reward.shape[0]
+    keys = jax.random.split(key, 2 * n).reshape(2, n)
+    next_action = jax.vmap(agent.actor_target)(next_window, next_weights)
+    target = reward + config.gamma * jax.vmap(agent.critic_target)(next_window, next_weights, next_action)
+    target = jax.lax.stop_gradient(target)
+
+    def critic_loss(critic):
+        q = jax.vmap(critic)(window, weights, action, keys[0])
+        return jnp.mean((q - target) ** 2)
+
+    closs, cgrad = eqx.filter_value_and_grad(critic_loss)(agent.critic)
+    updates, critic_state = critic_tx.update(cgrad, opt_states[1], agent.critic)
+    critic = eqx.apply_updates(agent.critic, updates)
+
+    def actor_loss(actor):
+        chosen = jax.vmap(actor)(window, weights, keys[1])
+        return -jnp.mean(jax.vmap(critic)(window, weights, chosen))
+
+    aloss, agrad = eqx.filter_value_and_grad(actor_loss)(agent.actor)
+    updates, actor_state = actor_tx.update(agrad, opt_states[0], agent.actor)
+    actor = eqx.apply_updates(agent.actor, updates)
+    actor_target = _soft(actor, agent.actor_target, config.tau)
+    critic_target = _soft(critic, agent.critic_target, config.tau)
+    return Agent(actor, critic, actor_target, critic_target), (actor_state, critic_state), closs, aloss
+
+
+def _soft(new, old, tau):
+    """``tau new + (1 - tau) old``, weight by weight."""
+    arrays_new, static = eqx.partition(new, eqx.is_inexact_array)
+    arrays_old = eqx.filter(old, eqx.is_inexact_array)
+    mixed = jax.tree.map(lambda a, b: tau * a + (1 - tau) * b, arrays_new, arrays_old)
+    return eqx.combine(mixed, static)
+
+
+@eqx.filter_jit
+def _act(actor: Actor, window, weights, key, sigma):
+    """The action of the actor with parameter-space noise (``sigma`` times a normal on every
+    weight)."""
+    arrays, static = eqx.partition(actor, eqx.is_inexact_array)
+    leaves, tree = jax.tree.flatten(arrays)
+    keys = jax.random.split(key, len(leaves))
+    noisy = [x + sigma * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys, strict=True)]
+    return eqx.combine(jax.tree.unflatten(tree, noisy), static)(window, weights)
+
+
+@eqx.filter_jit
+def act(actor: Actor, window, weights):
+    """The trained actor's deterministic action (no noise, no dropout)."""
+    return actor(window, weights)
+
+
+def train_agent(
+    market: Market,
+    out,
+    *,
+    config: AgentConfig = AgentConfig(),
+    start: str | None = None,
+    end: str | None = None,
+    seed: int = 0,
+    save_every: int = 10,
+    progress=NoProgress(),
+) -> dict:
+    """Train the DDPG agent on ``market`` between ``start`` and ``end``: ``episodes`` episodes of
+    ``episode`` steps from random start days (the first ``window - 1`` days only feed the
+    state). Resumable: the run directory ``out`` holds the networks, optimiser states, replay
+    buffer and random state every ``save_every`` episodes; a rerun continues from there with
+    the same result on the CPU.
+
+    Returns:
+        result.json: the last episodes' mean reward, time, settings.
+    """
+    import time
+
+    first, last = market.between(start, end)
+    m, w = len(market.assets), config.window
+    lo, hi = first + w - 1, last - 1  # decision days with a full window and a next day
+    if hi - lo < 1:
+        raise UserError(
+            f"the training window holds {last - first + 1} days; the agent needs more than "
+            f"its window of {w} (+1)"
+        )
+    steps = min(config.episode, hi - lo)
+    run = RunDirectory.open(out, {
+        "kind": "portfolio-agent", "assets": list(market.assets), "data": market.name,
+        "start": str(market.dates[first]), "end": str(market.dates[last]), "seed": seed,
+        "config": asdict(config),
+    })  # fmt: skip
+    key = jax.random.key(seed)
+    agent = Agent.create(m, config, key=jax.random.fold_in(key, 0))
+    actor_tx, critic_tx = _optimizers(config)
+    params = lambda net: eqx.filter(net, eqx.is_inexact_array)  # noqa: E731
+    opt_states = (actor_tx.init(params(agent.actor)), critic_tx.init(params(agent.critic)))
+    cap = config.capacity
+    buffer = {
+        "window": np.zeros((cap, m, w, 3), np.float32), "weights": np.zeros((cap, m + 1), np.float32),
+        "action": np.zeros((cap, m + 1), np.float32), "reward": np.zeros(cap, np.float32),
+        "next_window": np.zeros((cap, m, w, 3), np.float32),
+        "next_weights": np.zeros((cap, m + 1), np.float32),
+    }  # fmt: skip
+    state = {"episode": 0, "filled": 0, "position": 0, "seconds": 0.0}
+    saved = run.load_state((agent, opt_states, buffer))
+    if saved is not None:
+        (agent, opt_states, buffer), state = saved
+        buffer = {k: np.asarray(v) for k, v in buffer.items()}
+    run.keep_metrics(lambda row: row["episode"] <= state["episode"])
+    u = np.concatenate([np.ones((len(market), 1)), np.vstack([np.ones((1, m)), market.close[1:] / market.close[:-1]])], axis=1)
+    progress.start(config.episodes, state["episode"])
+    try:
+        for episode in range(state["episode"] + 1, config.episodes + 1):
+            tic = time.perf_counter()
+            rng = np.random.default_rng([seed, episode])
+            t0 = int(rng.integers(lo, hi - steps + 2))
+            weights = np.zeros(m + 1, np.float32)
+            weights[0] = 1.0
+            ekey = jax.random.fold_in(key, episode)
+            rewards, closses = [], []
+            for s in range(steps):
+                t = t0 + s
+                window = features(market, t, w)
+                action = np.asarray(_act(agent.actor, window, weights, jax.random.fold_in(ekey, 2 * s), config.sigma), np.float64)
+                action = action / action.sum()
+                reward, drifted = step_reward(u[t + 1], weights.astype(np.float64), action, config.cost)
+                i = state["position"]
+                buffer["window"][i], buffer["weights"][i], buffer["action"][i] = window, weights, action
+                buffer["reward"][i] = reward * config.reward_scale
+                buffer["next_window"][i] = features(market, t + 1, w)
+                buffer["next_weights"][i] = drifted
+                state["position"] = (i + 1) % cap
+                state["filled"] = min(state["filled"] + 1, cap)
+                weights = drifted.astype(np.float32)
+                rewards.append(reward)
+                if state["filled"] >= config.batch:
+                    pick = rng.integers(0, state["filled"], config.batch)
+                    batch = tuple(jnp.asarray(buffer[k][pick]) for k in ("window", "weights", "action", "reward", "next_window", "next_weights"))
+                    agent, opt_states, closs, _ = update(agent, opt_states, batch, jax.random.fold_in(ekey, 2 * s + 1), config)
+                    closses.append(float(closs))
+            state["seconds"] += time.perf_counter() - tic
+            row = {
+                "episode": episode, "start": str(market.dates[t0]),
+                "log_return": float(np.sum(rewards)),
+                "critic_loss": float(np.mean(closses)) if closses else None,
+                "seconds": state["seconds"],
+            }  # fmt: skip
+            run.log(row)
+            state["episode"] = episode
+            if episode % save_every == 0 or episode == config.episodes:
+                run.save_state((agent, opt_states, buffer), state, step=episode)
+            progress.step(-row["log_return"], steps)
+    finally:
+        progress.close()
+    run.save_model(agent, {
+        "kind": "portfolio-agent", "assets": list(market.assets), "config": asdict(config),
+    })  # fmt: skip
+    last_rows = run.metrics()[-10:]
+    return run.write_result({
+        "episodes": config.episodes,
+        "mean_log_return_last_10": float(np.mean([r["log_return"] for r in last_rows])),
+        "seconds": state["seconds"],
+    })  # fmt: skip
+
+
+def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...]]:
+    """A trained agent from its run directory (``checkpoint.eqx`` and ``model.json``).
+
+    Raises:
+        ValueError: not a finished agent run.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(run)
+    description = path / "model.json"
+    if not description.is_file() or not (path / "checkpoint.eqx").is_file():
+        raise UserError(f"{path} holds no trained agent (scifm portfolio train writes one)")
+    about = json.loads(description.read_text())
+    if about.get("kind") != "portfolio-agent":
+        raise UserError(f"{path} holds a {about.get('kind', 'model')}, not a portfolio agent")
+    settings = dict(about["config"])
+    settings["layers"] = tuple(settings["layers"])
+    config = AgentConfig(**settings)
+    like = Agent.create(len(about["assets"]), config, key=jax.random.key(0))
+    like = jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, like)
+    return eqx.tree_deserialise_leaves(path / "checkpoint.eqx", like), config, tuple(about["assets"])
+
+
+class AgentPolicy:
+    """A trained agent as a back-test policy: its actor's deterministic weights from the
+    market's last ``window`` days and the current weights (equal weights until it has seen a
+    full window)."""
+
+    hindsight = False
+
+    def __init__(self, run):
+        self.agent, self.config, self.assets = load_agent(run)
+        self.name = f"agent:{run}"
+
+    def reset(self, market, first, last):
+        if tuple(market.assets) != self.assets:
+            raise UserError(
+                f"the agent trades {', '.join(self.assets)}; the data holds "
+                f"{', '.join(market.assets)} (choose them with --assets)"
+            )
+
+    def __call__(self, seen, weights):
+        w = self.config.window
+        if len(seen) < w:
+            m = len(self.assets)
+            return np.concatenate([[0.0], np.full(m, 1 / m)])
+        window = features(seen, len(seen) - 1, w)
+        action = np.asarray(act(self.agent.actor, window, weights.astype(np.float32)), np.float64)
+        return action / action.sum()
