@@ -3,6 +3,8 @@
 import csv
 import functools
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,13 +67,13 @@ def _rows(path):
 
 
 @pytest.fixture
-def finished(tmp_path_factory):
-    return _finished(tmp_path_factory)
+def finished():
+    return _finished()
 
 
 @functools.cache  # once per worker (a module fixture is torn down when xdist's queue runs dry)
-def _finished(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fedstudy")
+def _finished():
+    root = Path(tempfile.mkdtemp(prefix="scifm-fedstudy-"))
     (root / "tiny.toml").write_text(STUDY)
     assert main(["federated", "study", str(root / "tiny.toml"), "--out", str(root / "out")]) == 0
     return root

@@ -133,12 +133,12 @@ def _supernode_pids(name: str, out: Path) -> list[int]:
     return pids
 
 
-def test_a_killed_supernode_stops_the_round_cleanly_and_the_rerun_resumes(files, tmp_path):
-    """lab-b's SuperNode is killed after round 1: round 2 gets no answer from it (Flower
-    reports the node gone, or the deadline passes), and the run stops with one line (two
-    clients needed), nothing half-written; the rerun (a new SuperLink,
-    both nodes back) resumes at round 2 and ends with the simulation's model."""
-    settings = _settings(algorithm=federated.FedAvg(), rounds=2, deadline=45.0)
+def test_a_killed_supernode_is_left_out_and_the_run_ends(files, tmp_path):
+    """lab-b's SuperNode is SIGKILLed after round 1: round 2 gets no answer from it (Flower
+    reports the node gone, or the deadline passes), aggregates lab-a alone (min_clients 1) and
+    the run ends with its model saved. (Stopping when too few answer, and resuming, is tested
+    in process: tests/test_flower_app.py.)"""
+    settings = _settings(algorithm=federated.FedAvg(), rounds=2, deadline=15.0, min_clients=1)
     out = tmp_path / "fl"
     thread, outcome = _in_thread(federated.launch, clients=files, out=out, **settings)
     metrics = out / "server" / "metrics.jsonl"
@@ -149,14 +149,11 @@ def test_a_killed_supernode_stops_the_round_cleanly_and_the_rerun_resumes(files,
         os.killpg(pid, signal.SIGKILL)
     thread.join(timeout=300)
     assert not thread.is_alive()
-    error = outcome.get("error")
-    assert isinstance(error, UserError), outcome
-    assert "only 1 of 2 clients answered" in str(error) and "lab-b" in str(error)
-    assert metrics.read_text().count("\n") == 1  # round 2 was not recorded
-    assert not (out / "server" / "result.json").exists()
-    result = federated.launch(files, out, **settings)  # everything restarted: resumes
-    assert result["rounds"] == 2
-    _assert_same_weights(train.load(out / "server")[0], _simulated(files, tmp_path / "sim", settings))
+    assert "error" not in outcome, outcome.get("error")
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [sorted(r["train_loss"]) for r in rows] == [sorted(NAMES), ["lab-a"]]
+    assert outcome["result"]["rounds"] == 2
+    assert np.all(np.isfinite(np.concatenate([np.ravel(x) for x in jax.tree.leaves(train.load(out / "server")[0].net)])))
 
 
 def test_a_port_in_use_is_refused_before_anything_starts(files, tmp_path):

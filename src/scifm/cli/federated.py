@@ -156,7 +156,8 @@ def launch(
     ),
     eval_every: int = typer.Option(1, min=1, help="Evaluate every N rounds (and the last)."),
     deadline: float = typer.Option(
-        600.0, min=1.0, help="Seconds a round waits for the clients' answers."
+        600.0, min=1.0, help="Seconds a round waits for the clients' answers (the first round "
+        "of a run or a resume, where clients compile, waits up to --join-timeout).",
     ),
     min_clients: int = typer.Option(
         None, min=1, help="Clients a round needs within the deadline [default: all]; fewer "

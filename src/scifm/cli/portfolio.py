@@ -20,7 +20,8 @@ def backtest(
         "an asset column (repeatable).",
     ),
     policy: str = typer.Option(
-        "crp", "--policy", help="crp, buy-and-hold, best-asset (hindsight), olmar, eg."
+        "crp", "--policy", help="crp, buy-and-hold, best-asset (hindsight), olmar, eg, or a "
+        "trained agent's run directory (scifm portfolio train).",
     ),
     out: str = typer.Option(..., "--out", help="Folder for metrics.json, daily.csv, wealth.png."),
     start: str = typer.Option(None, "--start", help="First day (YYYY-MM-DD) [default: the data's]."),
@@ -45,20 +46,24 @@ def backtest(
     Example: scifm portfolio backtest --data sp500-stocks --assets AAPL,JPM,XOM --policy olmar
     --start 2017-01-01 --end 2018-12-04 --out bt/olmar
     """
+    from pathlib import Path
+
     from scifm import portfolio
 
-    if policy not in portfolio.POLICIES:
-        raise UserError(f"unknown policy {policy!r}; policies: {', '.join(portfolio.POLICIES)}")
-    costs = portfolio.Costs(fee_bps, slippage_bps)
-    if len(data) == 1 and data[0] in portfolio.DATASETS:
-        market = portfolio.load_dataset(data[0])
+    if policy in portfolio.POLICIES:
+        chosen = portfolio.POLICIES[policy]()
+    elif Path(policy).is_dir():
+        chosen = portfolio.AgentPolicy(policy)
     else:
-        market = portfolio.load_csv(data)
-    if assets:
-        market = market.select([a.strip() for a in assets.split(",") if a.strip()])
+        raise UserError(
+            f"unknown policy {policy!r}; policies: {', '.join(portfolio.POLICIES)}, or a "
+            "trained agent's run directory"
+        )
+    costs = portfolio.Costs(fee_bps, slippage_bps)
+    market = _market(data, assets)
     market.between(start, end)  # refuse a bad window before anything is written
     result = portfolio.backtest(
-        market, portfolio.POLICIES[policy](), start=start, end=end, costs=costs,
+        market, chosen, start=start, end=end, costs=costs,
         initial=initial, whole_shares=whole_shares,
     )  # fmt: skip
     m = portfolio.write_backtest(result, out, overwrite=overwrite, risk_free=risk_free,
@@ -72,6 +77,64 @@ def backtest(
                 "max_drawdown", "var_95", "cvar_95", "turnover", "costs_paid"):  # fmt: skip
         print(f"  {key:18s} {m[key]:,.4g}")
     print(f"wrote {out}/metrics.json, daily.csv, wealth.png")
+
+
+def _market(data: list[str], assets: str | None):
+    from scifm import portfolio
+
+    if len(data) == 1 and data[0] in portfolio.DATASETS:
+        market = portfolio.load_dataset(data[0])
+    else:
+        market = portfolio.load_csv(data)
+    if assets:
+        market = market.select([a.strip() for a in assets.split(",") if a.strip()])
+    return market
+
+
+@app.command()
+def train(
+    data: list[str] = typer.Option(  # noqa: B008 - typer reads it
+        ..., "--data", help="A built-in dataset or CSV files/folders (as backtest)."
+    ),
+    out: str = typer.Option(..., "--out", help="Run directory; an unfinished run is resumed."),
+    start: str = typer.Option(None, "--start", help="First training day [default: the data's]."),
+    end: str = typer.Option(None, "--end", help="Last training day [default: the data's]."),
+    assets: str = typer.Option(None, "--assets", help="Comma-separated assets [default: all]."),
+    episodes: int = typer.Option(200, min=1, help="Training episodes (the paper's 200)."),
+    episode: int = typer.Option(650, min=2, help="Steps per episode (the paper's 650)."),
+    fee_bps: float = typer.Option(20.0, "--fee-bps", help="Fee in the reward, basis points."),
+    slippage_bps: float = typer.Option(50.0, "--slippage-bps", help="Slippage in the reward."),
+    modules: str = typer.Option(
+        "", "--modules", help="ipm, dam, bcm (comma-separated): not built yet."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Networks, noise, episodes and replay."),
+):
+    """Train the DDPG agent of Yu et al. on daily prices (episodes from random start days,
+    reward the log return net of costs). Resumable: rerun the same command. Back-test the
+    result with `scifm portfolio backtest --policy RUN`.
+
+    Example: scifm portfolio train --data sp500-stocks --assets JPM,BAC,WMT,MSFT,GE,XOM
+    --start 2005-01-01 --end 2016-12-31 --episodes 20 --out runs/ddpg
+    """
+    from scifm import portfolio
+    from scifm._progress import Display, RunBar
+
+    if modules.strip():
+        raise UserError(
+            f"--modules {modules}: the IPM, DAM and BCM modules are not built yet; train the "
+            "baseline agent (no --modules)"
+        )
+    costs = portfolio.Costs(fee_bps, slippage_bps)
+    config = portfolio.AgentConfig(episodes=episodes, episode=episode, cost=costs.rate)
+    market = _market(data, assets)
+    result = portfolio.train_agent(
+        market, out, config=config, start=start, end=end, seed=seed,
+        progress=RunBar(Display(), "episodes", unit="steps", owns_display=True,
+                        quantity="-log return"),
+    )  # fmt: skip
+    print(f"{result['episodes']} episodes in {result['seconds']:.1f} s; mean log return of the "
+          f"last 10: {result['mean_log_return_last_10']:.4f}")  # fmt: skip
+    print(f"agent: {out} (scifm portfolio backtest --policy {out})")
 
 
 @app.command()

@@ -331,7 +331,8 @@ def serve(grid: Grid, plan: dict) -> dict:
     like_extra = init_client(algorithm, make(CLIENT_OPTIMIZERS, config["optimizer"]), model.net)[1]
     params_like = eqx.filter(model.net, eqx.is_inexact_array)
     absent: list[str] = []
-    for r in range(state["round"] + 1, rounds + 1):
+    start_round = state["round"] + 1
+    for r in range(start_round, rounds + 1):
         tic = time.perf_counter()
         if absent:  # a lab that left may be back, under a new node id: ask new nodes
             federation.discover(0.0)
@@ -358,7 +359,11 @@ def serve(grid: Grid, plan: dict) -> dict:
             messages.append(
                 Message(content, dst_node_id=federation.nodes[name], message_type="train")
             )
-        replies = list(grid.send_and_receive(messages, timeout=plan["deadline"]))
+        # the first round a server runs (fresh or resumed) starts every client's JAX and
+        # compiles its round: it may take the join timeout; later rounds get the deadline
+        first = r == start_round
+        deadline = max(plan["deadline"], plan["join_timeout"]) if first else plan["deadline"]
+        replies = list(grid.send_and_receive(messages, timeout=deadline))
         answered, lost = {}, {}
         by_node = {node: name for name, node in federation.nodes.items()}
         for reply in replies:
@@ -373,7 +378,7 @@ def serve(grid: Grid, plan: dict) -> dict:
             why = "".join(f"; {n}: {str(lost[n]).split(' — ')[0]}" for n in absent if n in lost)
             raise UserError(
                 f"round {r}: only {len(answered)} of {len(names)} clients answered within "
-                f"{plan['deadline']:g} s (absent: {', '.join(absent)}{why}; at least "
+                f"{deadline:g} s (absent: {', '.join(absent)}{why}; at least "
                 f"{plan['min_clients']} needed); restart them and rerun: the run resumes at "
                 f"round {r}"
             )
