@@ -105,7 +105,8 @@ def train(
     fee_bps: float = typer.Option(20.0, "--fee-bps", help="Fee in the reward, basis points."),
     slippage_bps: float = typer.Option(50.0, "--slippage-bps", help="Slippage in the reward."),
     modules: str = typer.Option(
-        "", "--modules", help="ipm, dam, bcm (comma-separated): not built yet."
+        "", "--modules", help="Modules, comma-separated: bcm (behaviour cloning of the greedy "
+        "expert, weight 0.1); ipm and dam are not built yet.",
     ),
     seed: int = typer.Option(0, "--seed", help="Networks, noise, episodes and replay."),
 ):
@@ -119,13 +120,11 @@ def train(
     from scifm import portfolio
     from scifm._progress import Display, RunBar
 
-    if modules.strip():
-        raise UserError(
-            f"--modules {modules}: the IPM, DAM and BCM modules are not built yet; train the "
-            "baseline agent (no --modules)"
-        )
+    chosen = tuple(m.strip() for m in modules.split(",") if m.strip())
     costs = portfolio.Costs(fee_bps, slippage_bps)
-    config = portfolio.AgentConfig(episodes=episodes, episode=episode, cost=costs.rate)
+    config = portfolio.AgentConfig(
+        episodes=episodes, episode=episode, cost=costs.rate, modules=chosen
+    )
     market = _market(data, assets)
     result = portfolio.train_agent(
         market, out, config=config, start=start, end=end, seed=seed,

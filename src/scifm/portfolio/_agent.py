@@ -16,6 +16,9 @@ critic Adam at ``critic_lr`` (1e-3), actor 100x slower, replay of ``capacity`` t
 (1,000), exploration by parameter-space noise (Gaussian, ``sigma`` 0.01 on the actor's
 weights). The discount ``gamma`` (0.99) and ``tau`` (0.001) are not in the paper: Lillicrap's.
 The update step (critic, actor, targets) is one jitted function.
+**BCM** (``modules=("bcm",)``): the actor's loss adds ``bcm_weight`` (0.1) times the binary
+cross-entropy between its weights and the one-step greedy expert's in hindsight
+(:func:`scifm.portfolio.greedy_expert` of the next day's relatives from the weights held).
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ import optax
 from scifm._checks import UserError, check_count, check_non_negative, check_positive
 from scifm._progress import NoProgress
 from scifm._runs import RunDirectory
+from scifm.portfolio._expert import greedy_expert
 from scifm.portfolio._market import Market
+
+BUILT_MODULES = ("bcm",)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class AgentConfig:
     capacity: int = 1000
     sigma: float = 0.01
     reward_scale: float = 1e3
+    modules: tuple[str, ...] = ()  # "bcm": behaviour cloning of the greedy expert
+    bcm_weight: float = 0.1
     cost: float = 0.007  # (20 + 50) bps, as a fraction of the value traded
     episode: int = 650
     episodes: int = 200
@@ -62,6 +70,13 @@ class AgentConfig:
             check_positive(key, getattr(self, key))
         for key in ("sigma", "cost", "tau"):
             check_non_negative(key, getattr(self, key))
+        unknown = sorted(set(self.modules) - set(BUILT_MODULES))
+        if unknown:
+            raise UserError(
+                f"module {unknown[0]!r} is not built; built modules: {', '.join(BUILT_MODULES)} "
+                "(ipm and dam are not built yet)"
+            )
+        check_non_negative("bcm_weight", self.bcm_weight)
         if not 0 <= self.dropout < 1 or not 0 <= self.gamma < 1:
             raise UserError(f"dropout and gamma must be in [0, 1), got {self.dropout}, {self.gamma}")
 
@@ -182,7 +197,7 @@ def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
     next_weights)``: the critic toward ``r + gamma Q'(s', mu'(s'))``, the actor up the critic's
     gradient, the targets a ``tau`` step toward the networks."""
     actor_tx, critic_tx = _optimizers(config)
-    window, weights, action, reward, next_window, next_weights = batch
+    window, weights, action, reward, next_window, next_weights, expert = batch
     n = reward.shape[0]
     keys = jax.random.split(key, 2 * n).reshape(2, n)
     next_action = jax.vmap(agent.actor_target)(next_window, next_weights)
@@ -199,7 +214,12 @@ def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
 
     def actor_loss(actor):
         chosen = jax.vmap(actor)(window, weights, keys[1])
-        return -jnp.mean(jax.vmap(critic)(window, weights, chosen))
+        loss = -jnp.mean(jax.vmap(critic)(window, weights, chosen))
+        if "bcm" in config.modules:  # binary cross-entropy toward the greedy expert's weights
+            p = jnp.clip(chosen, 1e-7, 1 - 1e-7)
+            bce = -jnp.sum(expert * jnp.log(p) + (1 - expert) * jnp.log(1 - p), axis=-1)
+            loss = loss + config.bcm_weight * jnp.mean(bce)
+        return loss
 
     aloss, agrad = eqx.filter_value_and_grad(actor_loss)(agent.actor)
     updates, actor_state = actor_tx.update(agrad, opt_states[0], agent.actor)
@@ -281,6 +301,7 @@ def train_agent(
         "action": np.zeros((cap, m + 1), np.float32), "reward": np.zeros(cap, np.float32),
         "next_window": np.zeros((cap, m, w, 3), np.float32),
         "next_weights": np.zeros((cap, m + 1), np.float32),
+        "expert": np.zeros((cap, m + 1), np.float32),
     }  # fmt: skip
     state = {"episode": 0, "filled": 0, "position": 0, "seconds": 0.0}
     saved = run.load_state((agent, opt_states, buffer))
@@ -310,13 +331,14 @@ def train_agent(
                 buffer["reward"][i] = reward * config.reward_scale
                 buffer["next_window"][i] = features(market, t + 1, w)
                 buffer["next_weights"][i] = drifted
+                buffer["expert"][i] = greedy_expert(u[t + 1], weights, config.cost)
                 state["position"] = (i + 1) % cap
                 state["filled"] = min(state["filled"] + 1, cap)
                 weights = drifted.astype(np.float32)
                 rewards.append(reward)
                 if state["filled"] >= config.batch:
                     pick = rng.integers(0, state["filled"], config.batch)
-                    batch = tuple(jnp.asarray(buffer[k][pick]) for k in ("window", "weights", "action", "reward", "next_window", "next_weights"))
+                    batch = tuple(jnp.asarray(buffer[k][pick]) for k in ("window", "weights", "action", "reward", "next_window", "next_weights", "expert"))
                     agent, opt_states, closs, _ = update(agent, opt_states, batch, jax.random.fold_in(ekey, 2 * s + 1), config)
                     closses.append(float(closs))
             state["seconds"] += time.perf_counter() - tic
@@ -362,6 +384,7 @@ def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...]]:
         raise UserError(f"{path} holds a {about.get('kind', 'model')}, not a portfolio agent")
     settings = dict(about["config"])
     settings["layers"] = tuple(settings["layers"])
+    settings["modules"] = tuple(settings.get("modules", ()))
     config = AgentConfig(**settings)
     like = Agent.create(len(about["assets"]), config, key=jax.random.key(0))
     like = jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, like)
