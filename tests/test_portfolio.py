@@ -335,3 +335,18 @@ def test_behaviour_cloning_pulls_the_agent_out_of_the_cash_trap(tmp_path):
             costs=Costs(0, 0),
         )  # fmt: skip
     assert np.mean(result.targets[:, 2]) > 0.9
+
+
+def test_walk_forward_covers_every_window_cost_and_policy():
+    market = portfolio.gbm_market(300, 3, seed=9)
+    windows = [(str(market.dates[i]), str(market.dates[i + 99])) for i in (0, 100, 200)]
+    costs = [Costs(0, 0), Costs(20, 50)]
+    policies = {"crp": portfolio.CRP, "buy-and-hold": portfolio.BuyAndHold}
+    rows = portfolio.walk_forward(market, policies, windows, costs)
+    assert len(rows) == 3 * 2 * 2
+    for row in rows:
+        alone = backtest(
+            market, policies[row["policy"]](), start=row["start"], end=row["end"],
+            costs=Costs(row["fee_bps"], row["slippage_bps"]),
+        ).metrics()
+        assert row["final_value"] == alone["final_value"]

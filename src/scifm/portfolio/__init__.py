@@ -26,6 +26,7 @@ from scifm.portfolio._baselines import simplex_projection as simplex_projection
 from scifm.portfolio._engine import Backtest as Backtest
 from scifm.portfolio._engine import Costs as Costs
 from scifm.portfolio._engine import backtest as backtest
+from scifm.portfolio._engine import walk_forward as walk_forward
 from scifm.portfolio._expert import greedy_expert as greedy_expert
 from scifm.portfolio._market import DATASETS as DATASETS
 from scifm.portfolio._market import Market as Market
@@ -60,6 +61,7 @@ __all__ = [
     "plot_backtest",
     "simplex_projection",
     "train_agent",
+    "walk_forward",
     "winner_market",
     "write_backtest",
 ]

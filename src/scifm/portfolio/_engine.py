@@ -171,3 +171,29 @@ def backtest(
         settings={"fee_bps": costs.fee_bps, "slippage_bps": costs.slippage_bps,
                   "initial": initial, "whole_shares": whole_shares},
     )  # fmt: skip
+
+
+def walk_forward(
+    market: Market,
+    policies: dict,
+    windows: list[tuple[str, str]],
+    costs: list[Costs],
+    *,
+    initial: float = 500_000.0,
+    risk_free: float = 0.0,
+) -> list[dict]:
+    """Back-test every policy (name -> a function returning a fresh policy) on every window
+    ``(start, end)`` at every cost level: one row of metrics per combination, with ``policy``,
+    ``start``, ``end``, ``fee_bps``, ``slippage_bps`` and ``hindsight``."""
+    rows = []
+    for start, end in windows:
+        for cost in costs:
+            for name, make in policies.items():
+                result = backtest(market, make(), start=start, end=end, costs=cost, initial=initial)
+                rows.append({
+                    "policy": name, "hindsight": result.hindsight,
+                    "start": str(result.dates[0]), "end": str(result.dates[-1]),
+                    "fee_bps": cost.fee_bps, "slippage_bps": cost.slippage_bps,
+                    **result.metrics(risk_free),
+                })  # fmt: skip
+    return rows
