@@ -350,3 +350,25 @@ def test_walk_forward_covers_every_window_cost_and_policy():
             costs=Costs(row["fee_bps"], row["slippage_bps"]),
         ).metrics()
         assert row["final_value"] == alone["final_value"]
+
+
+def test_dybm_predicts_an_autoregressive_series_better_than_the_last_value():
+    rng = np.random.default_rng(0)
+    x = np.zeros((4000, 3))
+    for t in range(2, len(x)):
+        x[t] = 0.6 * x[t - 1] - 0.3 * x[t - 2] + 0.1 * rng.normal(size=3)
+    model = portfolio.DyBM(3)
+    predicted = np.array([model.update(v) for v in x])
+    later = slice(2000, None)
+    dybm = np.mean((predicted[later] - x[later]) ** 2)
+    last_value = np.mean((x[1999:-1] - x[later]) ** 2)
+    assert dybm < 0.8 * last_value and dybm < 0.8 * np.mean(x[later] ** 2)
+    assert dybm < 1.2 * 0.01  # the noise's variance: the best any predictor can do
+
+
+def test_causal_savitzky_golay_is_exact_on_a_cubic():
+    t = np.arange(10.0)
+    cubic = 0.5 * t**3 - 2 * t**2 + t - 3
+    assert portfolio.savgol_causal(cubic) == pytest.approx(cubic[-1], abs=1e-9)
+    noisy = cubic + np.random.default_rng(1).normal(scale=0.01, size=10)
+    assert abs(portfolio.savgol_causal(noisy) - cubic[-1]) < 0.03

@@ -28,6 +28,8 @@ from scifm.portfolio._engine import Costs as Costs
 from scifm.portfolio._engine import backtest as backtest
 from scifm.portfolio._engine import walk_forward as walk_forward
 from scifm.portfolio._expert import greedy_expert as greedy_expert
+from scifm.portfolio._ipm import DyBM as DyBM
+from scifm.portfolio._ipm import savgol_causal as savgol_causal
 from scifm.portfolio._market import DATASETS as DATASETS
 from scifm.portfolio._market import Market as Market
 from scifm.portfolio._market import gbm_market as gbm_market
@@ -50,6 +52,7 @@ __all__ = [
     "BestAsset",
     "BuyAndHold",
     "Costs",
+    "DyBM",
     "Market",
     "backtest",
     "gbm_market",
@@ -59,6 +62,7 @@ __all__ = [
     "load_dataset",
     "metrics",
     "plot_backtest",
+    "savgol_causal",
     "simplex_projection",
     "train_agent",
     "walk_forward",
