@@ -372,3 +372,26 @@ def test_causal_savitzky_golay_is_exact_on_a_cubic():
     assert portfolio.savgol_causal(cubic) == pytest.approx(cubic[-1], abs=1e-9)
     noisy = cubic + np.random.default_rng(1).normal(scale=0.01, size=10)
     assert abs(portfolio.savgol_causal(noisy) - cubic[-1]) < 0.03
+
+
+def test_an_agent_with_the_ipm_decides_without_later_prices(tmp_path):
+    """The IPM's prediction joins the state; it learns online from each day as it comes, so
+    changing every price after day t changes no decision up to t."""
+    import dataclasses
+
+    market = portfolio.gbm_market(120, 2, seed=11)
+    config = dataclasses.replace(TINY_AGENT, modules=("ipm", "bcm"), episodes=2, episode=20)
+    with jax.enable_x64(False):
+        portfolio.train_agent(market, tmp_path / "ipm", config=config, seed=0, end=str(market.dates[80]))
+        policy = portfolio.AgentPolicy(tmp_path / "ipm")
+        start = str(market.dates[80])
+        base = backtest(market, policy, start=start)
+        factor = np.ones_like(market.close)
+        factor[101:] = np.random.default_rng(2).uniform(0.5, 2, size=factor[101:].shape)
+        changed = Market(
+            market.dates, market.assets, market.open * factor, market.high * factor,
+            market.low * factor, market.close * factor,
+        )  # fmt: skip
+        other = backtest(changed, policy, start=start)
+    np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
+    assert not np.array_equal(other.targets, base.targets)  # later decisions do see the change

@@ -105,8 +105,8 @@ def train(
     fee_bps: float = typer.Option(20.0, "--fee-bps", help="Fee in the reward, basis points."),
     slippage_bps: float = typer.Option(50.0, "--slippage-bps", help="Slippage in the reward."),
     modules: str = typer.Option(
-        "", "--modules", help="Modules, comma-separated: bcm (behaviour cloning of the greedy "
-        "expert, weight 0.1); ipm and dam are not built yet.",
+        "", "--modules", help="Modules, comma-separated: ipm (the DyBM's prediction in the "
+        "state), bcm (behaviour cloning of the greedy expert, weight 0.1); dam is not built yet.",
     ),
     seed: int = typer.Option(0, "--seed", help="Networks, noise, episodes and replay."),
 ):

@@ -38,7 +38,7 @@ from scifm._runs import RunDirectory
 from scifm.portfolio._expert import greedy_expert
 from scifm.portfolio._market import Market
 
-BUILT_MODULES = ("bcm",)
+BUILT_MODULES = ("bcm", "ipm")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class AgentConfig:
     capacity: int = 1000
     sigma: float = 0.01
     reward_scale: float = 1e3
-    modules: tuple[str, ...] = ()  # "bcm": behaviour cloning of the greedy expert
+    modules: tuple[str, ...] = ()  # "bcm": behaviour cloning; "ipm": the DyBM's prediction
     bcm_weight: float = 0.1
     cost: float = 0.007  # (20 + 50) bps, as a fraction of the value traded
     episode: int = 650
@@ -74,11 +74,46 @@ class AgentConfig:
         if unknown:
             raise UserError(
                 f"module {unknown[0]!r} is not built; built modules: {', '.join(BUILT_MODULES)} "
-                "(ipm and dam are not built yet)"
+                "(dam is not built yet)"
             )
         check_non_negative("bcm_weight", self.bcm_weight)
         if not 0 <= self.dropout < 1 or not 0 <= self.gamma < 1:
             raise UserError(f"dropout and gamma must be in [0, 1), got {self.dropout}, {self.gamma}")
+
+
+def state_size(m: int, config: AgentConfig) -> int:
+    """The state vector beside the price window: the weights held (m + 1), and with the IPM
+    its prediction of the next day's close, high and low changes (3 m, in percent)."""
+    return m + 1 + (3 * m if "ipm" in config.modules else 0)
+
+
+def ipm_inputs(market: Market) -> np.ndarray:
+    """The IPM's observations: each day's changes of close, high and low from the day before
+    (fractions; day 0: zeros), ``(T, 3 m)``."""
+    x = np.zeros((len(market), 3 * len(market.assets)))
+    for j, field in enumerate(("close", "high", "low")):
+        values = getattr(market, field)
+        x[1:, j::3] = values[1:] / values[:-1] - 1
+    return x
+
+
+class Predictor:
+    """The IPM run forward in time: after seeing day t it predicts day t + 1 (in percent)."""
+
+    def __init__(self, m: int, seed: int):
+        from scifm.portfolio._ipm import DyBM
+
+        self.model, self.seen = DyBM(3 * m, seed=seed), 0
+
+    def upto(self, market: Market, t: int) -> np.ndarray:
+        """Learn from the days up to ``t`` not yet seen; the prediction for day ``t + 1``."""
+        if t + 1 > self.seen:
+            lo = max(self.seen - 1, 0)  # the day before the first new one, for its changes
+            x = ipm_inputs(market._rows(slice(lo, t + 1)))
+            for row in x[self.seen - lo :]:
+                self.model.update(row)
+            self.seen = t + 1
+        return 100 * self.model.predict()
 
 
 def features(market: Market, t: int, window: int) -> np.ndarray:
@@ -144,7 +179,7 @@ class Actor(eqx.Module):
     def __init__(self, m: int, config: AgentConfig, *, key):
         a, b = jax.random.split(key)
         self.extractor = Extractor(config.hidden, key=a)
-        self.head = Head(m * 2 * config.hidden + m + 1, config.layers, m + 1, config.dropout, key=b)
+        self.head = Head(m * 2 * config.hidden + state_size(m, config), config.layers, m + 1, config.dropout, key=b)
 
     def __call__(self, window, weights, key=None):
         x = jnp.concatenate([self.extractor(window), weights])
@@ -158,7 +193,7 @@ class Critic(eqx.Module):
     def __init__(self, m: int, config: AgentConfig, *, key):
         a, b = jax.random.split(key)
         self.extractor = Extractor(config.hidden, key=a)
-        self.head = Head(m * 2 * config.hidden + 2 * (m + 1), config.layers, 1, config.dropout, key=b)
+        self.head = Head(m * 2 * config.hidden + state_size(m, config) + m + 1, config.layers, 1, config.dropout, key=b)
 
     def __call__(self, window, weights, action, key=None):
         x = jnp.concatenate([self.extractor(window), weights, action])
@@ -297,10 +332,11 @@ def train_agent(
     opt_states = (actor_tx.init(params(agent.actor)), critic_tx.init(params(agent.critic)))
     cap = config.capacity
     buffer = {
-        "window": np.zeros((cap, m, w, 3), np.float32), "weights": np.zeros((cap, m + 1), np.float32),
+        "window": np.zeros((cap, m, w, 3), np.float32),
+        "weights": np.zeros((cap, state_size(m, config)), np.float32),
         "action": np.zeros((cap, m + 1), np.float32), "reward": np.zeros(cap, np.float32),
         "next_window": np.zeros((cap, m, w, 3), np.float32),
-        "next_weights": np.zeros((cap, m + 1), np.float32),
+        "next_weights": np.zeros((cap, state_size(m, config)), np.float32),
         "expert": np.zeros((cap, m + 1), np.float32),
     }  # fmt: skip
     state = {"episode": 0, "filled": 0, "position": 0, "seconds": 0.0}
@@ -310,6 +346,14 @@ def train_agent(
         buffer = {k: np.asarray(v) for k, v in buffer.items()}
     run.keep_metrics(lambda row: row["episode"] <= state["episode"])
     u = np.concatenate([np.ones((len(market), 1)), np.vstack([np.ones((1, m)), market.close[1:] / market.close[:-1]])], axis=1)
+    predicted = np.zeros((len(market), 0), np.float32)  # the IPM's, made day by day
+    if "ipm" in config.modules:
+        ipm = Predictor(m, seed)
+        predicted = np.stack([ipm.upto(market, t) for t in range(last + 1)]).astype(np.float32)
+
+    def with_state(weights, t):
+        return np.concatenate([weights, predicted[t]]).astype(np.float32)
+
     progress.start(config.episodes, state["episode"])
     try:
         for episode in range(state["episode"] + 1, config.episodes + 1):
@@ -323,14 +367,15 @@ def train_agent(
             for s in range(steps):
                 t = t0 + s
                 window = features(market, t, w)
-                action = np.asarray(_act(agent.actor, window, weights, jax.random.fold_in(ekey, 2 * s), config.sigma), np.float64)
+                here = with_state(weights, t)
+                action = np.asarray(_act(agent.actor, window, here, jax.random.fold_in(ekey, 2 * s), config.sigma), np.float64)
                 action = action / action.sum()
                 reward, drifted = step_reward(u[t + 1], weights.astype(np.float64), action, config.cost)
                 i = state["position"]
-                buffer["window"][i], buffer["weights"][i], buffer["action"][i] = window, weights, action
+                buffer["window"][i], buffer["weights"][i], buffer["action"][i] = window, here, action
                 buffer["reward"][i] = reward * config.reward_scale
                 buffer["next_window"][i] = features(market, t + 1, w)
-                buffer["next_weights"][i] = drifted
+                buffer["next_weights"][i] = with_state(drifted, t + 1)
                 buffer["expert"][i] = greedy_expert(u[t + 1], weights, config.cost)
                 state["position"] = (i + 1) % cap
                 state["filled"] = min(state["filled"] + 1, cap)
@@ -357,6 +402,7 @@ def train_agent(
         progress.close()
     run.save_model(agent, {
         "kind": "portfolio-agent", "assets": list(market.assets), "config": asdict(config),
+        "seed": seed,
     })  # fmt: skip
     last_rows = run.metrics()[-10:]
     return run.write_result({
@@ -400,9 +446,14 @@ class AgentPolicy:
 
     def __init__(self, run):
         self.agent, self.config, self.assets = load_agent(run)
+        import json
+        from pathlib import Path
+
+        self.seed = int(json.loads((Path(run) / "model.json").read_text()).get("seed", 0))
         self.name = f"agent:{run}"
 
     def reset(self, market, first, last):
+        self.predictor = Predictor(len(self.assets), self.seed) if "ipm" in self.config.modules else None
         if tuple(market.assets) != self.assets:
             raise UserError(
                 f"the agent trades {', '.join(self.assets)}; the data holds "
@@ -415,5 +466,8 @@ class AgentPolicy:
             m = len(self.assets)
             return np.concatenate([[0.0], np.full(m, 1 / m)])
         window = features(seen, len(seen) - 1, w)
-        action = np.asarray(act(self.agent.actor, window, weights.astype(np.float32)), np.float64)
+        state = weights
+        if self.predictor is not None:
+            state = np.concatenate([weights, self.predictor.upto(seen, len(seen) - 1)])
+        action = np.asarray(act(self.agent.actor, window, state.astype(np.float32)), np.float64)
         return action / action.sum()
