@@ -138,7 +138,7 @@ def test_a_killed_supernode_is_left_out_and_the_run_ends(files, tmp_path):
     reports the node gone, or the deadline passes), aggregates lab-a alone (min_clients 1) and
     the run ends with its model saved. (Stopping when too few answer, and resuming, is tested
     in process: tests/test_flower_app.py.)"""
-    settings = _settings(algorithm=federated.FedAvg(), rounds=2, deadline=15.0, min_clients=1)
+    settings = _settings(algorithm=federated.FedAvg(), rounds=2, deadline=30.0, min_clients=1)
     out = tmp_path / "fl"
     thread, outcome = _in_thread(federated.launch, clients=files, out=out, **settings)
     metrics = out / "server" / "metrics.jsonl"
