@@ -44,6 +44,7 @@ from scifm._runs import DivergenceError, RunDirectory
 from scifm.data import FieldSet
 from scifm.federated._aggregate import AGGREGATORS
 from scifm.federated._algorithms import ALGORITHMS
+from scifm.federated._deploy import ERROR_FILE
 from scifm.federated._simulate import (
     CLIENT_OPTIMIZERS,
     client_round,
@@ -64,7 +65,6 @@ client_app = ClientApp()
 
 # the error code of a client's refusal (bad data, missing state): the server stops with it
 REFUSED = 1
-ERROR_FILE = "error.txt"  # the server's last error, one line, beside its run directory
 
 
 def make(registry: dict, described: dict):
@@ -346,16 +346,18 @@ def serve(grid: Grid, plan: dict) -> dict:
             "algorithm": json.dumps(config["algorithm"]),
             "optimizer": json.dumps(config["optimizer"]),
         }
+        weights_record = _record(model)  # serialised once a round, sent to every client
+        server_record = _record(server) if algorithm.shares_server_state else None
         messages = []
         for name in names:
             content = RecordDict(
                 {
-                    "model": _record(model),
+                    "model": weights_record,
                     "config": ConfigRecord({**settings, "shuffle_seed": shuffle[name]}),
                 }
             )
-            if algorithm.shares_server_state:
-                content["server"] = _record(server)
+            if server_record is not None:
+                content["server"] = server_record
             messages.append(
                 Message(content, dst_node_id=federation.nodes[name], message_type="train")
             )

@@ -412,8 +412,9 @@ def train_agent(
     })  # fmt: skip
 
 
-def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...]]:
-    """A trained agent from its run directory (``checkpoint.eqx`` and ``model.json``).
+def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...], int]:
+    """A trained agent from its run directory (``checkpoint.eqx`` and ``model.json``), with its
+    settings, assets and training seed (which also seeds its IPM).
 
     Raises:
         ValueError: not a finished agent run.
@@ -434,7 +435,8 @@ def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...]]:
     config = AgentConfig(**settings)
     like = Agent.create(len(about["assets"]), config, key=jax.random.key(0))
     like = jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, like)
-    return eqx.tree_deserialise_leaves(path / "checkpoint.eqx", like), config, tuple(about["assets"])
+    agent = eqx.tree_deserialise_leaves(path / "checkpoint.eqx", like)
+    return agent, config, tuple(about["assets"]), int(about.get("seed", 0))
 
 
 class AgentPolicy:
@@ -445,11 +447,7 @@ class AgentPolicy:
     hindsight = False
 
     def __init__(self, run):
-        self.agent, self.config, self.assets = load_agent(run)
-        import json
-        from pathlib import Path
-
-        self.seed = int(json.loads((Path(run) / "model.json").read_text()).get("seed", 0))
+        self.agent, self.config, self.assets, self.seed = load_agent(run)
         self.name = f"agent:{run}"
 
     def reset(self, market, first, last):
