@@ -60,6 +60,16 @@ def test_crp_and_buy_and_hold_match_their_closed_forms():
     assert np.all(hold.traded[1:] == 0) and np.all(hold.costs[1:] == 0)
 
 
+def _changed_after(market, t, rng):
+    """``market`` with every price after day ``t`` multiplied by a random factor in [0.5, 2]."""
+    factor = np.ones_like(market.close)
+    factor[t + 1 :] = rng.uniform(0.5, 2.0, size=factor[t + 1 :].shape)
+    return Market(
+        market.dates, market.assets, market.open * factor, market.high * factor,
+        market.low * factor, market.close * factor,
+    )
+
+
 def _policies():
     return [portfolio.CRP(), portfolio.BuyAndHold(), portfolio.OLMAR(), portfolio.EG()]
 
@@ -70,12 +80,7 @@ def test_no_decision_depends_on_a_later_price(policy):
     base = backtest(market, policy, start=str(market.dates[5]))
     rng = np.random.default_rng(0)
     for t in (5, 20, 50, 78):
-        factor = np.ones_like(market.close)
-        factor[t + 1 :] = rng.uniform(0.5, 2.0, size=factor[t + 1 :].shape)
-        changed = Market(
-            market.dates, market.assets, market.open * factor, market.high * factor,
-            market.low * factor, market.close * factor,
-        )  # fmt: skip
+        changed = _changed_after(market, t, rng)
         other = backtest(changed, policy, start=str(market.dates[5]))
         decided = t - 5 + 1  # decisions at closes 5..t
         np.testing.assert_array_equal(other.targets[:decided], base.targets[:decided])
@@ -303,12 +308,7 @@ def test_the_agent_decides_without_later_prices(trained):
     with jax.enable_x64(False):
         policy = portfolio.AgentPolicy(out)
         base = backtest(market, policy, start=str(market.dates[150]))
-        factor = np.ones_like(market.close)
-        factor[171:] = np.random.default_rng(1).uniform(0.5, 2, size=factor[171:].shape)
-        changed = Market(
-            market.dates, market.assets, market.open * factor, market.high * factor,
-            market.low * factor, market.close * factor,
-        )  # fmt: skip
+        changed = _changed_after(market, 170, np.random.default_rng(1))
         other = backtest(changed, policy, start=str(market.dates[150]))
     np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
 
@@ -386,12 +386,7 @@ def test_an_agent_with_the_ipm_decides_without_later_prices(tmp_path):
         policy = portfolio.AgentPolicy(tmp_path / "ipm")
         start = str(market.dates[80])
         base = backtest(market, policy, start=start)
-        factor = np.ones_like(market.close)
-        factor[101:] = np.random.default_rng(2).uniform(0.5, 2, size=factor[101:].shape)
-        changed = Market(
-            market.dates, market.assets, market.open * factor, market.high * factor,
-            market.low * factor, market.close * factor,
-        )  # fmt: skip
+        changed = _changed_after(market, 100, np.random.default_rng(2))
         other = backtest(changed, policy, start=start)
     np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
     assert not np.array_equal(other.targets, base.targets)  # later decisions do see the change
