@@ -9,8 +9,10 @@ this process. Names exist only here, for the command line and :func:`scifm.exper
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,63 @@ def check_executor(name: str, jobs: int = 1, slurm: Mapping[str, Any] | None = N
         # submitit's SLURM executor writes nothing until a job is submitted: made and dropped
         # here, it checks srun and the parameters by submitit's own rules
         _slurm(jobs, Path("submitit"), slurm or {})
+
+
+@dataclass
+class Call:
+    """One independent piece of a study: ``fn(*args)`` (picklable, for processes and SLURM),
+    named ``label`` in errors. ``progress``, for a call run in this process only: made just
+    before it runs and passed as ``fn(*args, progress=progress())`` (its own progress bar)."""
+
+    label: str
+    fn: Callable
+    args: tuple = ()
+    progress: Callable[[], Any] | None = None
+
+
+def run_calls(
+    executor, calls: Sequence[Call], on_done: Callable[[Call, Any], None] = lambda c, r: None
+) -> None:
+    """Run ``calls`` and call ``on_done(call, result)`` as each finishes.
+
+    ``executor``: None runs them one after another in this process (a failing call raises its
+    own error); else anything with ``submit(fn, *args)`` returning a future with ``done()`` and
+    ``result()`` (:func:`make_executor`'s): all are submitted at once.
+
+    Raises:
+        RuntimeError: with an executor, some calls failed (after the others ran); it names
+            them by label and the last line of their error.
+    """
+    if executor is None:
+        for call in calls:
+            extra = {} if call.progress is None else {"progress": call.progress()}
+            on_done(call, call.fn(*call.args, **extra))
+        return
+    futures = {executor.submit(call.fn, *call.args): call for call in calls}
+    failed = []
+    for future in _as_completed(futures):
+        call = futures[future]
+        try:
+            on_done(call, future.result())
+        except Exception as e:  # noqa: BLE001 - reported with the call below
+            failed.append(f"{call.label}: {type(e).__name__}: {_last_line(e)}")
+    if failed:
+        raise RuntimeError(f"{len(failed)} point(s) failed: " + "; ".join(failed))
+
+
+def _as_completed(futures: Iterable, poll_seconds: float = 0.2) -> Iterator:
+    """``futures`` as they finish: concurrent.futures' and submitit's alike (both ``done()``)."""
+    pending = list(futures)
+    while pending:
+        ready = [f for f in pending if f.done()]
+        if not ready:
+            time.sleep(poll_seconds)
+        for f in ready:
+            pending.remove(f)
+            yield f
+
+
+def _last_line(e: Exception) -> str:
+    """The last line of an error's message: a submitit failure carries the job's traceback."""
+    lines = str(e).strip().splitlines()
+    return lines[-1] if lines else ""

@@ -23,11 +23,12 @@ what to do.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,7 @@ from scifm._io import atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar, RunProgress
 from scifm._runs import RunConflict, RunError, config_difference, read_json
 from scifm.experiments._config import Study
-from scifm.experiments._executors import check_executor, make_executor
+from scifm.experiments._executors import Call, check_executor, make_executor, run_calls
 from scifm.experiments._markdown import write_report
 from scifm.experiments._points import MethodKind, Point, PointKind, Status
 from scifm.experiments._results import rows_from_points
@@ -376,39 +377,13 @@ def execute(
             todo.append(p)
         else:
             on_done(p, done)
-    if executor is None:
-        for p in todo:
-            progress = None if run_progress is None else run_progress(p)
-            on_done(p, run_point(sweep, p.to_dict(), progress=progress))
-        return
-    futures = {executor.submit(run_point, str(sweep), p.to_dict()): p for p in todo}
-    failed = []
-    for future in _as_completed(futures):
-        p = futures[future]
-        try:
-            on_done(p, future.result())
-        except Exception as e:  # noqa: BLE001 - reported with the point below
-            failed.append(f"{p.describe()}: {type(e).__name__}: {_last_line(e)}")
-    if failed:
-        raise RuntimeError(f"{len(failed)} point(s) failed: " + "; ".join(failed))
-
-
-def _as_completed(futures: Iterable, poll_seconds: float = 0.2) -> Iterator:
-    """``futures`` as they finish: concurrent.futures' and submitit's alike (both ``done()``)."""
-    pending = list(futures)
-    while pending:
-        ready = [f for f in pending if f.done()]
-        if not ready:
-            time.sleep(poll_seconds)
-        for f in ready:
-            pending.remove(f)
-            yield f
-
-
-def _last_line(e: Exception) -> str:
-    """The last line of an error's message: a submitit failure carries the job's traceback."""
-    lines = str(e).strip().splitlines()
-    return lines[-1] if lines else ""
+    calls = [
+        Call(p.describe(), run_point, (str(sweep), p.to_dict()),
+             progress=None if run_progress is None else functools.partial(run_progress, p))
+        for p in todo
+    ]  # fmt: skip
+    by_call = {id(c): p for c, p in zip(calls, todo, strict=True)}
+    run_calls(executor, calls, lambda c, result: on_done(by_call[id(c)], result))
 
 
 def sweep(

@@ -39,6 +39,10 @@ from scifm.portfolio._market import winner_market as winner_market
 from scifm.portfolio._metrics import metrics as metrics
 from scifm.portfolio._report import plot_backtest as plot_backtest
 from scifm.portfolio._report import write_backtest as write_backtest
+from scifm.portfolio._study import PortfolioStudy as PortfolioStudy
+from scifm.portfolio._study import load_study as load_study
+from scifm.portfolio._study import read_results as read_results
+from scifm.portfolio._study import run_study as run_study
 
 __all__ = [
     "AgentConfig",
@@ -54,14 +58,18 @@ __all__ = [
     "Costs",
     "DyBM",
     "Market",
+    "PortfolioStudy",
     "backtest",
     "gbm_market",
     "greedy_expert",
     "load_agent",
     "load_csv",
     "load_dataset",
+    "load_study",
     "metrics",
     "plot_backtest",
+    "read_results",
+    "run_study",
     "savgol_causal",
     "simplex_projection",
     "train_agent",

@@ -219,6 +219,9 @@ class Agent(eqx.Module):
     def create(cls, m: int, config: AgentConfig, *, key):
         a, c = jax.random.split(key)
         actor, critic = Actor(m, config, key=a), Critic(m, config, key=c)
+        # float32 whatever JAX's default (x64 on makes float64 weights; checkpoints are float32)
+        single = lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x  # noqa: E731
+        actor, critic = jax.tree.map(single, actor), jax.tree.map(single, critic)
         return cls(actor, critic, actor, critic)
 
 
@@ -434,7 +437,6 @@ def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...], int]:
     settings["modules"] = tuple(settings.get("modules", ()))
     config = AgentConfig(**settings)
     like = Agent.create(len(about["assets"]), config, key=jax.random.key(0))
-    like = jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, like)
     agent = eqx.tree_deserialise_leaves(path / "checkpoint.eqx", like)
     return agent, config, tuple(about["assets"]), int(about.get("seed", 0))
 

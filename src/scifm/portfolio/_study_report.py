@@ -1,0 +1,288 @@
+"""A portfolio study's report: Table 1 with its spread over seeds, the walk-forward windows,
+the cost sweep, and their plots (``report.md`` beside ``results.csv``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from scifm._io import atomic_write_text, figure, read_jsonl, save_figure
+from scifm.portfolio._study import MAIN, PortfolioStudy, point_dir, variant_label
+
+METRIC_COLUMNS = (
+    ("sharpe", "Sharpe", "{:.2f}"), ("sortino", "Sortino", "{:.2f}"),
+    ("max_drawdown", "max drawdown", "{:.1%}"), ("annual_return", "annual return", "{:.1%}"),
+    ("final_value", "final value", "{:,.0f}"), ("turnover", "turnover", "{:.3f}"),
+)  # fmt: skip
+
+
+def _label(study: PortfolioStudy, policy: str) -> str:
+    if policy in study.variants:
+        return variant_label(policy)
+    return policy + (" (hindsight)" if policy == "best-asset" else "")
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    """The mean, with the sample standard deviation over seeds when there are several."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}"
+
+
+def _select(rows, window: str, cost: float) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["window"] == window and abs(r["cost_bps"] - cost) < 1e-9:
+            out.setdefault(r["policy"], []).append(r)
+    return out
+
+
+def _policies(study: PortfolioStudy) -> list[str]:
+    return [*study.baselines, *study.variants]
+
+
+def table1(study: PortfolioStudy, rows: list[dict]) -> str:
+    """The main window at the study's cost: every policy's metrics (mean ± sd over seeds)."""
+    cost = study.fee_bps + study.slippage_bps
+    chosen = _select(rows, MAIN, cost)
+    crp = chosen.get("crp", [{}])[0].get("sharpe")
+    head = ["policy", "runs", *(title for _, title, _ in METRIC_COLUMNS)]
+    if crp is not None:
+        head.append("Sharpe > CRP")
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for policy in _policies(study):
+        found = chosen.get(policy, [])
+        if not found:
+            continue
+        cells = [_label(study, policy), str(len(found))]
+        cells += [_cell([r[key] for r in found], fmt) for key, _, fmt in METRIC_COLUMNS]
+        if crp is not None:
+            cells.append("" if policy == "crp" else f"{sum(r['sharpe'] > crp for r in found)} of {len(found)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def walk_forward_table(study: PortfolioStudy, rows: list[dict]) -> str:
+    """Sharpe per test window (mean ± sd over seeds), at the study's cost."""
+    cost = study.fee_bps + study.slippage_bps
+    windows = study.windows()
+    head = ["policy", *(f"{w.test[0][:4]}" + ("-" + w.test[1][:4] if w.name == MAIN else "") for w in windows), "mean", "windows > CRP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    crp = {w.name: _select(rows, w.name, cost).get("crp", [{}])[0].get("sharpe") for w in windows}
+    for policy in _policies(study):
+        cells, means, beats = [_label(study, policy)], [], 0
+        for w in windows:
+            found = _select(rows, w.name, cost).get(policy, [])
+            if not found:
+                cells.append("-")
+                continue
+            values = [r["sharpe"] for r in found]
+            cells.append(_cell(values, "{:.2f}"))
+            means.append(float(np.mean(values)))
+            beats += crp[w.name] is not None and np.mean(values) > crp[w.name]
+        cells.append(f"{np.mean(means):.2f}" if means else "-")
+        cells.append("" if policy == "crp" or crp[MAIN] is None else f"{beats} of {len(means)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(study: PortfolioStudy, rows: list[dict]) -> str:
+    """Sharpe on the main window at each total cost (mean over seeds)."""
+    costs = sorted({study.fee_bps + study.slippage_bps, *study.cost_sweep})
+    head = ["policy", *(f"{c:g} bps" for c in costs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for policy in _policies(study):
+        cells = [_label(study, policy)]
+        for c in costs:
+            found = _select(rows, MAIN, c).get(policy, [])
+            cells.append(f"{np.mean([r['sharpe'] for r in found]):.2f}" if found else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict(study: PortfolioStudy, rows: list[dict]) -> str:
+    """One honest sentence per variant: does it beat CRP after costs, and how reliably."""
+    cost = study.fee_bps + study.slippage_bps
+    chosen = _select(rows, MAIN, cost)
+    if "crp" not in chosen:
+        return "(CRP is not among the baselines: no comparison.)"
+    crp = chosen["crp"][0]["sharpe"]
+    out = []
+    for variant in study.variants:
+        found = chosen.get(variant, [])
+        if not found:
+            continue
+        values = np.array([r["sharpe"] for r in found])
+        diff = values.mean() - crp
+        sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+        word = "above" if diff > 0 else "below"
+        out.append(
+            f"- {variant_label(variant)}: mean Sharpe {values.mean():.2f} ({len(values)} seeds, "
+            f"sd {sd:.2f}), {abs(diff):.2f} {word} CRP's {crp:.2f}; above CRP in "
+            f"{int((values > crp).sum())} of {len(values)} seeds."
+        )
+    return "\n".join(out)
+
+
+def _wealth(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    daily = path / "daily.csv"
+    if not daily.exists():
+        return None
+    with open(daily, newline="") as f:
+        table = list(csv.DictReader(f))
+    dates = np.array([r["date"] for r in table], dtype="datetime64[D]")
+    return dates, np.array([float(r["wealth"]) for r in table])
+
+
+def plot_wealth(study: PortfolioStudy, out: Path) -> Path:
+    """The main window: each baseline's wealth, each variant's mean over seeds with its range."""
+    fig = figure(figsize=(8, 4.5))
+    ax = fig.subplots()
+    for name in study.baselines:
+        got = _wealth(out / "baselines" / name)
+        if got is not None:
+            ax.plot(got[0].astype(object), got[1], lw=1, ls="--", label=_label(study, name))
+    for variant in study.variants:
+        curves = [_wealth(point_dir(out, MAIN, variant, s) / "test") for s in study.seeds]
+        curves = [c for c in curves if c is not None]
+        if not curves:
+            continue
+        dates = curves[0][0].astype(object)
+        stack = np.stack([c[1] for c in curves])
+        line = ax.plot(dates, stack.mean(0), lw=1.8, label=f"{variant_label(variant)} (mean of {len(curves)})")
+        if len(curves) > 1:
+            ax.fill_between(dates, stack.min(0), stack.max(0), color=line[0].get_color(), alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"wealth, net of {study.fee_bps + study.slippage_bps:g} bps (log scale)")
+    ax.set_title(f"test {study.test[0]} .. {study.test[1]} (band: seeds' range)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return save_figure(fig, out / "wealth.png")
+
+
+def plot_costs(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | None:
+    costs = sorted({study.fee_bps + study.slippage_bps, *study.cost_sweep})
+    if len(costs) < 2:
+        return None
+    fig = figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for policy in _policies(study):
+        means, sds = [], []
+        for c in costs:
+            values = [r["sharpe"] for r in _select(rows, MAIN, c).get(policy, [])]
+            means.append(np.mean(values) if values else np.nan)
+            sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        style = "-o" if policy in study.variants else "--"
+        ax.errorbar(costs, means, yerr=sds, fmt=style, ms=3, capsize=2, label=_label(study, policy))
+    ax.set_xlabel("total cost per trade (bps)")
+    ax.set_ylabel("Sharpe (mean ± sd over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out / "cost_sweep.png")
+
+
+def plot_walk_forward(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | None:
+    windows = study.windows()
+    if len(windows) < 2:
+        return None
+    cost = study.fee_bps + study.slippage_bps
+    fig = figure(figsize=(7, 4))
+    ax = fig.subplots()
+    x = np.arange(len(windows))
+    for policy in _policies(study):
+        means, sds = [], []
+        for w in windows:
+            values = [r["sharpe"] for r in _select(rows, w.name, cost).get(policy, [])]
+            means.append(np.mean(values) if values else np.nan)
+            sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        style = "-o" if policy in study.variants else "--"
+        ax.errorbar(x, means, yerr=sds, fmt=style, ms=3, capsize=2, label=_label(study, policy))
+    ax.set_xticks(x, [w.test[0][:4] if w.name != MAIN else "main" for w in windows])
+    ax.set_xlabel("test window")
+    ax.set_ylabel("Sharpe, net of costs")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out / "walk_forward.png")
+
+
+def plot_training(study: PortfolioStudy, out: Path) -> Path:
+    """The main window's training curves: each variant's log return per episode (seed mean)."""
+    fig = figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for variant in study.variants:
+        curves = []
+        for s in study.seeds:
+            path = point_dir(out, MAIN, variant, s) / "metrics.jsonl"
+            if path.exists():
+                curves.append([r["log_return"] for r in read_jsonl(path)])
+        if curves:
+            n = min(len(c) for c in curves)
+            ax.plot(np.arange(1, n + 1), np.mean([c[:n] for c in curves], 0), label=variant_label(variant))
+    ax.set_xlabel("episode")
+    ax.set_ylabel("episode log return, net (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out / "training.png")
+
+
+def write_report(study: PortfolioStudy, out: Path, rows: list[dict]) -> Path:
+    """report.md and its plots in ``out``."""
+    cost = study.fee_bps + study.slippage_bps
+    config = study.agent_config(study.variants[0])
+    plot_wealth(study, out)
+    plot_training(study, out)
+    plot_costs(study, rows, out)
+    plot_walk_forward(study, rows, out)
+    assets = ", ".join(study.assets) if study.assets else "all"
+    text = [
+        f"# Portfolio study {study.name}",
+        "",
+        f"Data {', '.join(Path(d).name for d in study.data)}, assets {assets}. Main window: "
+        f"train {study.train[0]} .. {study.train[1]}, test {study.test[0]} .. {study.test[1]}. "
+        f"Costs {study.fee_bps:g} + {study.slippage_bps:g} bps of the value traded; decisions "
+        f"at closes, fills at the next open; start {study.initial:,.0f}. Seeds "
+        f"{', '.join(map(str, study.seeds))}; agent: {config.episodes} episodes of "
+        f"{config.episode} steps, LSTM {config.hidden}, dense {list(config.layers)}, batch "
+        f"{config.batch}, replay {config.capacity}. Sharpe: mean daily return over its "
+        "standard deviation, x sqrt(252), risk-free 0 (the paper's convention).",
+        "",
+        f"## Main window, net of {cost:g} bps (mean ± sd over seeds)",
+        "",
+        table1(study, rows),
+        "",
+        verdict(study, rows),
+        "",
+        "![wealth](wealth.png)",
+        "",
+        "![training](training.png)",
+    ]
+    if len(study.windows()) > 1:
+        k = study.walk_forward.train_years
+        text += [
+            "",
+            f"## Walk-forward: each year tested after training on the {k} year(s) before it",
+            "",
+            walk_forward_table(study, rows),
+            "",
+            "![walk-forward](walk_forward.png)",
+        ]
+    if study.cost_sweep:
+        text += [
+            "",
+            "## Cost sweep: the main window's back-tests at other total costs",
+            "",
+            "The agents were trained at the study's cost and are not retrained per cost.",
+            "",
+            cost_table(study, rows),
+            "",
+            "![cost sweep](cost_sweep.png)",
+        ]
+    return atomic_write_text(out / "report.md", "\n".join(text) + "\n")
