@@ -145,6 +145,6 @@ def test_cli_study_dry_run_and_shipped_studies_load(tmp_path, capsys):
     for name in ("portfolio-demo", "portfolio-table1"):
         study = portfolio.load_study(name)
         assert study.costs() == Costs(20, 50) and study.train[0] == "2005-01-01"
-    assert len(portfolio.load_study("portfolio-table1").points()) == 6 * 5 * 4
+    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 4 + 3 * 5 * 2
     main(["portfolio", "study", "portfolio-demo", "--dry-run", "--set", "seeds=[3]"])
-    assert "2 agents (1 windows x 1 seeds x 2 variants)" in capsys.readouterr().out
+    assert "2 agents (1 window(s), 1 seed(s), variants ddpg, bcm)" in capsys.readouterr().out

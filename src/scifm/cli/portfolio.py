@@ -176,8 +176,8 @@ def study(
     points = spec.points()
     if dry_run:
         print(json.dumps(spec.to_dict(), indent=2))
-        print(f"{len(points)} agents ({len(spec.windows())} windows x {len(spec.seeds)} seeds x "
-              f"{len(spec.variants)} variants) into {out}")  # fmt: skip
+        print(f"{len(points)} agents ({len(spec.windows())} window(s), {len(spec.seeds)} seed(s), "
+              f"variants {', '.join(spec.variants)}) into {out}")  # fmt: skip
         return
     start = time.perf_counter()
     report = portfolio.run_study(spec, out, executor=executor, jobs=jobs)

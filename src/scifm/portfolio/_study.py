@@ -70,10 +70,12 @@ MODULE_NAMES = {"ipm": "IPM", "bcm": "BCM", "dam": "DAM"}
 @dataclass(frozen=True)
 class WalkForward:
     """Test windows after the main one's protocol: each year of ``years`` (1 Jan .. 31 Dec) is
-    a test window, its agents trained on the ``train_years`` calendar years before it."""
+    a test window, its agents trained on the ``train_years`` calendar years before it.
+    ``variants``: the study's variants retrained per year (default: all of them)."""
 
     years: tuple[int, ...] = ()
     train_years: int = 7
+    variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,12 @@ class PortfolioStudy:
             check_non_negative("cost_sweep", bps)
             Costs(bps, 0.0)
         check_count("walk_forward.train_years", self.walk_forward.train_years)
+        for variant in self.walk_forward.variants:
+            if variant not in self.variants:
+                raise UserError(
+                    f"walk_forward.variants: {variant!r} is not among the study's variants "
+                    f"({', '.join(self.variants)})"
+                )
         check_non_negative("initial", self.initial)
 
     def agent_config(self, variant: str) -> AgentConfig:
@@ -179,7 +187,11 @@ class PortfolioStudy:
 
     def points(self) -> list[tuple[str, str, int]]:
         """(window, variant, seed) of every agent to train, in running order."""
-        return [(w.name, v, s) for w in self.windows() for s in self.seeds for v in self.variants]
+        later = self.walk_forward.variants or self.variants
+        return [
+            (w.name, v, s) for w in self.windows() for s in self.seeds
+            for v in (self.variants if w.name == MAIN else later)
+        ]  # fmt: skip
 
     def to_dict(self) -> dict:
         return plain(dataclasses.asdict(self))
