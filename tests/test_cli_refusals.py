@@ -190,7 +190,7 @@ CASES = [
     ([*PORTFOLIO, "--data", "{w}/bad-prices"], "non-positive low price (0.0) on 2020-01-06"),
     ([*PORTFOLIO, "--data", "{w}/prices", "--start", "2020-13-01"], "is not a date"),
     ([*PORTFOLIO, "--data", "{w}/prices", "--policy", "{w}/foreign"], "holds no trained agent"),
-    (["portfolio", "train", "--data", "{w}/prices", "--modules", "dam", "--out", "{w}/ag"], "module 'dam' is not built"),
+    (["portfolio", "train", "--data", "{w}/prices", "--modules", "gan", "--out", "{w}/ag"], "unknown module 'gan'; modules: bcm, ipm, dam"),
     (["portfolio", "train", "--data", "{w}/prices", "--out", "{w}/ag"], "the agent needs more than"),
     (
         ["federated", "node", "--name", "a", "--data", "{w}/none.h5", "--server", "127.0.0.1:1",

@@ -390,3 +390,40 @@ def test_an_agent_with_the_ipm_decides_without_later_prices(tmp_path):
         other = backtest(changed, policy, start=start)
     np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
     assert not np.array_equal(other.targets, base.targets)  # later decisions do see the change
+
+
+# -- the data augmentation module (GANs) ---------------------------------------------------------
+def test_unbiased_mmd_is_its_formula_and_the_permutation_test_tells_laws_apart():
+    from scifm.portfolio._dam import mmd2, two_sample
+
+    rng = np.random.default_rng(0)
+    x, y, width = rng.normal(size=(20, 3)), rng.normal(size=(25, 3)) + 0.3, 1.3
+    k = lambda a, b: np.exp(-np.sum((a - b) ** 2) / (2 * width**2))  # noqa: E731
+    within = lambda s: sum(k(s[i], s[j]) for i in range(len(s)) for j in range(len(s)) if i != j) / (len(s) * (len(s) - 1))  # noqa: E731
+    across = np.mean([k(a, b) for a in x for b in y])
+    assert float(mmd2(x, y, width)) == pytest.approx(within(x) + within(y) - 2 * across, rel=1e-6)
+    draw = lambda spread=1.0: rng.normal(size=(40, 4, 3)) * spread  # noqa: E731
+    same = [two_sample(draw(), draw(), seed=k)[1] for k in range(10)]
+    apart = [two_sample(draw(), draw(1.5), seed=k)[1] for k in range(10)]
+    assert sum(p < 0.05 for p in same) <= 2 and max(apart) < 0.01, (same, apart)
+
+
+def test_the_gans_mmd_falls_and_their_days_are_consistent_bars():
+    from scifm.portfolio._dam import DAMConfig, dam_like, day_features, train_dam
+
+    market = portfolio.gbm_market(600, 2, volatility=0.3, seed=3)
+    config = DAMConfig(window=8, hidden=8, batch=32, steps=80, lr=3e-3, holdout=0.25)
+    dam, record = train_dam(market, 0, len(market) - 1, config, seed=0)
+    mmd = [value for _, value in record["mmd"]]
+    assert mmd[-1] < 0.5 * mmd[0], mmd
+    assert len(record["p_value"]) == 2 and record["heldout_windows"] == 150 // 8
+    more = dam.continue_market(market.until(299), jax.random.key(0), 30)  # checked as any market
+    assert len(more) == 330 and (more.dates[300:] > market.dates[299]).all()
+    np.testing.assert_array_equal(more.close[:300], market.close[:300])
+    f = day_features(more.close[299:], more.high[299:], more.low[299:])
+    assert (f[..., 1] >= 0).all() and (f[..., 2] <= 0).all() and f[..., 1].max() > 0  # a day's range
+    closes = Market(market.dates, market.assets, *(market.close,) * 4)  # closes only
+    flat = dam_like(closes, 2, config)  # closes only: one finer step a day
+    assert flat.config.substeps == 1
+    made = flat.continue_market(closes.until(299), jax.random.key(1), 5)
+    np.testing.assert_array_equal(made.high, made.close)  # as the data: high = low = close

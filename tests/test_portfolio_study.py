@@ -28,7 +28,7 @@ def _csv(path, market):
 def _study(csv, **changes):
     table = {
         "name": "tiny", "data": [str(csv)], "train": ["2000-01-01", "2001-06-30"],
-        "test": ["2001-07-01", "2002-04-30"], "variants": ["ddpg", "bcm"], "seeds": [0, 1],
+        "test": ["2001-07-01", "2002-04-30"], "variants": ["ddpg", "ipm+bcm"], "seeds": [0, 1],
         "baselines": ["crp", "buy-and-hold"], "cost_sweep": [0.0],
         "walk_forward": {"years": [2001], "train_years": 1}, "agent": TINY,
     }  # fmt: skip
@@ -50,9 +50,9 @@ def test_every_agent_and_baseline_is_back_tested_on_every_window_and_cost(finish
     rows = portfolio.read_results(out / "results.csv")
     seen = {(r["window"], r["policy"], r["seed"], r["cost_bps"]) for r in rows}
     expected = {("main", p, None, c) for p in ("crp", "buy-and-hold") for c in (70.0, 0.0)}
-    expected |= {("main", v, s, c) for v in ("ddpg", "bcm") for s in (0, 1) for c in (70.0, 0.0)}
+    expected |= {("main", v, s, c) for v in ("ddpg", "ipm+bcm") for s in (0, 1) for c in (70.0, 0.0)}
     expected |= {("wf-2001", p, None, 70.0) for p in ("crp", "buy-and-hold")}
-    expected |= {("wf-2001", v, s, 70.0) for v in ("ddpg", "bcm") for s in (0, 1)}
+    expected |= {("wf-2001", v, s, 70.0) for v in ("ddpg", "ipm+bcm") for s in (0, 1)}
     assert seen == expected and len(rows) == len(expected)
     wf = [r for r in rows if r["window"] == "wf-2001"]
     assert {(r["train_start"], r["train_end"], r["test_start"][:4]) for r in wf} == {
@@ -64,8 +64,8 @@ def test_every_agent_and_baseline_is_back_tested_on_every_window_and_cost(finish
     assert crp["sharpe"] == pytest.approx(direct.metrics()["sharpe"], rel=1e-9)
     assert crp["test_start"] == str(direct.dates[0])
     # an agent's row is the back-test of the agent saved in its run directory
-    agent = next(r for r in rows if r["policy"] == "bcm" and r["seed"] == 1 and r["cost_bps"] == 70)
-    again = backtest(market, portfolio.AgentPolicy(point_dir(out, "main", "bcm", 1)),
+    agent = next(r for r in rows if r["policy"] == "ipm+bcm" and r["seed"] == 1 and r["cost_bps"] == 70)
+    again = backtest(market, portfolio.AgentPolicy(point_dir(out, "main", "ipm+bcm", 1)),
                      start="2001-07-01", end="2002-04-30", costs=Costs())  # fmt: skip
     assert agent["final_value"] == pytest.approx(again.metrics()["final_value"], rel=1e-9)
     # the seeds train different agents
@@ -80,9 +80,11 @@ def test_the_report_has_table1_with_spread_the_walk_forward_and_the_cost_sweep(f
     ddpg = [r["sharpe"] for r in rows if r["window"] == "main" and r["policy"] == "ddpg" and r["cost_bps"] == 70]
     line = next(x for x in text.splitlines() if x.startswith("| DDPG |"))
     assert f"{np.mean(ddpg):.2f} ± {np.std(ddpg, ddof=1):.2f}" in line
-    assert "| DDPG+BCM | 2 |" in text
+    assert "| DDPG+IPM+BCM | 2 |" in text
     assert "## Walk-forward" in text and "## Cost sweep" in text
     assert "above CRP in" in text
+    ipm = text.split("## IPM")[1].split("##")[0]  # the IPM against the simplest predictors
+    assert "| IPM (online DyBM) |" in ipm and "| no change (0) |" in ipm
     for plot in ("wealth.png", "training.png", "walk_forward.png", "cost_sweep.png"):
         assert (out / plot).stat().st_size > 1000
 
@@ -108,7 +110,7 @@ def test_a_study_grows_by_seeds_and_refuses_other_changes(finished, tmp_path):
     import shutil
 
     shutil.copytree(out, grown)
-    old = point_dir(grown, "main", "bcm", 1) / "point.json"
+    old = point_dir(grown, "main", "ipm+bcm", 1) / "point.json"
     stamp = old.stat().st_mtime_ns
     portfolio.run_study(_study(study.data[0], seeds=[0, 1, 2]), grown, progress=False)
     assert old.stat().st_mtime_ns == stamp
@@ -118,7 +120,7 @@ def test_a_study_grows_by_seeds_and_refuses_other_changes(finished, tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"variants": ["ddpg", "dam"]}, "module 'dam' is not built"),
+    ({"variants": ["ddpg", "gan"]}, "unknown module 'gan'"),
     ({"variants": ["ipm+ipm"]}, "names a module twice"),
     ({"baselines": ["crp", "momentum"]}, "unknown baseline 'momentum'; baselines: crp"),
     ({"agent": {"modules": ["bcm"]}}, "modules come from variants"),

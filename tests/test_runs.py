@@ -216,13 +216,17 @@ def test_corrupt_run_files_are_named_with_what_to_do(tmp_path):
         RunDirectory.open(tmp_path / "run", {"a": 1})
 
 
-def test_portfolio_agent_stopped_after_every_save_resumes_to_the_same_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("modules", [(), ("ipm", "dam", "bcm")])
+def test_portfolio_agent_stopped_after_every_save_resumes_to_the_same_files(tmp_path, monkeypatch, modules):
     from scifm import portfolio
 
     market = portfolio.winner_market(60, 2, winner=0, gain=0.005)
+    if modules:  # the GANs need days that vary; they are trained once and read back
+        market = portfolio.gbm_market(80, 2, seed=5)
     config = portfolio.AgentConfig(
         window=5, hidden=4, layers=(8,), batch=8, capacity=50, episode=10, episodes=4,
-    )
+        modules=modules, dam_steps=5, dam_window=8, synthetic_days=4,
+    )  # fmt: skip
 
     def run(out):
         return portfolio.train_agent(market, out, config=config, seed=3, save_every=2)

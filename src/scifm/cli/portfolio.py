@@ -106,7 +106,8 @@ def train(
     slippage_bps: float = typer.Option(50.0, "--slippage-bps", help="Slippage in the reward."),
     modules: str = typer.Option(
         "", "--modules", help="Modules, comma-separated: ipm (the DyBM's prediction in the "
-        "state), bcm (behaviour cloning of the greedy expert, weight 0.1); dam is not built yet.",
+        "state), bcm (behaviour cloning of the greedy expert, weight 0.1), dam (GANs trained "
+        "on the training days; 42 synthetic days after every episode).",
     ),
     seed: int = typer.Option(0, "--seed", help="Networks, noise, episodes and replay."),
 ):

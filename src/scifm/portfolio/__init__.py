@@ -8,8 +8,8 @@ trading agent must beat.
 
 Decisions at a close use the market up to that close; orders fill at the next open
 (:mod:`scifm.portfolio._engine`). The DDPG agent of Yu et al. (:func:`train_agent`) trains on
-the same markets and trades in the same engine (:class:`AgentPolicy`); its IPM, DAM and BCM
-modules are not built yet.
+the same markets and trades in the same engine (:class:`AgentPolicy`), with its IPM, DAM and BCM
+modules; :func:`run_study` redoes the paper's Table 1 over seeds and windows.
 """
 
 from scifm.portfolio._agent import AgentConfig as AgentConfig

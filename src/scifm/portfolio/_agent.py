@@ -19,10 +19,16 @@ The update step (critic, actor, targets) is one jitted function.
 **BCM** (``modules=("bcm",)``): the actor's loss adds ``bcm_weight`` (0.1) times the binary
 cross-entropy between its weights and the one-step greedy expert's in hindsight
 (:func:`scifm.portfolio.greedy_expert` of the next day's relatives from the weights held).
+**DAM** (``modules=("dam",)``): before the first episode, per-asset GANs
+(:mod:`scifm.portfolio._dam`, ``dam_steps`` steps on windows of ``dam_window`` days of the
+training days) are trained and saved (``dam.eqx``, their checks in ``dam.json``); every episode
+then goes on for ``synthetic_days`` (42: two months) generated days after its real ones,
+prices continuing from the last real close (with the IPM, its predictor runs on into them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -38,7 +44,7 @@ from scifm._runs import RunDirectory
 from scifm.portfolio._expert import greedy_expert
 from scifm.portfolio._market import Market
 
-BUILT_MODULES = ("bcm", "ipm")
+BUILT_MODULES = ("bcm", "ipm", "dam")
 
 
 @dataclass(frozen=True)
@@ -57,14 +63,19 @@ class AgentConfig:
     capacity: int = 1000
     sigma: float = 0.01
     reward_scale: float = 1e3
-    modules: tuple[str, ...] = ()  # "bcm": behaviour cloning; "ipm": the DyBM's prediction
+    modules: tuple[str, ...] = ()  # "bcm": behaviour cloning; "ipm": the DyBM's prediction;
+    # "dam": GAN-made days after each episode
     bcm_weight: float = 0.1
     cost: float = 0.007  # (20 + 50) bps, as a fraction of the value traded
     episode: int = 650
     episodes: int = 200
+    dam_steps: int = 400
+    dam_window: int = 32
+    synthetic_days: int = 42
 
     def __post_init__(self):
-        for key in ("window", "hidden", "batch", "capacity", "episode", "episodes"):
+        for key in ("window", "hidden", "batch", "capacity", "episode", "episodes", "dam_steps",
+                    "dam_window", "synthetic_days"):  # fmt: skip
             check_count(key, getattr(self, key))
         for key in ("critic_lr", "actor_lr", "reward_scale"):
             check_positive(key, getattr(self, key))
@@ -73,8 +84,7 @@ class AgentConfig:
         unknown = sorted(set(self.modules) - set(BUILT_MODULES))
         if unknown:
             raise UserError(
-                f"module {unknown[0]!r} is not built; built modules: {', '.join(BUILT_MODULES)} "
-                "(dam is not built yet)"
+                f"unknown module {unknown[0]!r}; modules: {', '.join(BUILT_MODULES)}"
             )
         check_non_negative("bcm_weight", self.bcm_weight)
         if not 0 <= self.dropout < 1 or not 0 <= self.gamma < 1:
@@ -348,14 +358,13 @@ def train_agent(
         (agent, opt_states, buffer), state = saved
         buffer = {k: np.asarray(v) for k, v in buffer.items()}
     run.keep_metrics(lambda row: row["episode"] <= state["episode"])
-    u = np.concatenate([np.ones((len(market), 1)), np.vstack([np.ones((1, m)), market.close[1:] / market.close[:-1]])], axis=1)
     predicted = np.zeros((len(market), 0), np.float32)  # the IPM's, made day by day
     if "ipm" in config.modules:
         ipm = Predictor(m, seed)
         predicted = np.stack([ipm.upto(market, t) for t in range(last + 1)]).astype(np.float32)
 
-    def with_state(weights, t):
-        return np.concatenate([weights, predicted[t]]).astype(np.float32)
+    dam = _dam(run, market, first, last, config, seed) if "dam" in config.modules else None
+    extra = config.synthetic_days if dam is not None else 0
 
     progress.start(config.episodes, state["episode"])
     try:
@@ -366,20 +375,29 @@ def train_agent(
             weights = np.zeros(m + 1, np.float32)
             weights[0] = 1.0
             ekey = jax.random.fold_in(key, episode)
+            days, ipm_days = market, None  # the episode's market: real, then synthetic days
+            if dam is not None:  # after the last real day the episode sees, t0 + steps
+                days = dam.continue_market(market.until(t0 + steps), jax.random.fold_in(DAM_STREAM, episode), extra)
+                ipm_days = Predictor(m, seed) if "ipm" in config.modules else None
+
+            synthetic_from = t0 + steps + 1 if dam is not None else len(market)
+            state_at = functools.partial(_state, predicted=predicted, synthetic_from=synthetic_from, predictor=ipm_days, days=days)
+
             rewards, closses = [], []
-            for s in range(steps):
+            for s in range(steps + extra):
                 t = t0 + s
-                window = features(market, t, w)
-                here = with_state(weights, t)
+                window = features(days, t, w)
+                here = state_at(weights, t)
+                u_next = np.concatenate([[1.0], days.close[t + 1] / days.close[t]])
                 action = np.asarray(_act(agent.actor, window, here, jax.random.fold_in(ekey, 2 * s), config.sigma), np.float64)
                 action = action / action.sum()
-                reward, drifted = step_reward(u[t + 1], weights.astype(np.float64), action, config.cost)
+                reward, drifted = step_reward(u_next, weights.astype(np.float64), action, config.cost)
                 i = state["position"]
                 buffer["window"][i], buffer["weights"][i], buffer["action"][i] = window, here, action
                 buffer["reward"][i] = reward * config.reward_scale
-                buffer["next_window"][i] = features(market, t + 1, w)
-                buffer["next_weights"][i] = with_state(drifted, t + 1)
-                buffer["expert"][i] = greedy_expert(u[t + 1], weights, config.cost)
+                buffer["next_window"][i] = features(days, t + 1, w)
+                buffer["next_weights"][i] = state_at(drifted, t + 1)
+                buffer["expert"][i] = greedy_expert(u_next, weights, config.cost)
                 state["position"] = (i + 1) % cap
                 state["filled"] = min(state["filled"] + 1, cap)
                 weights = drifted.astype(np.float32)
@@ -392,7 +410,8 @@ def train_agent(
             state["seconds"] += time.perf_counter() - tic
             row = {
                 "episode": episode, "start": str(market.dates[t0]),
-                "log_return": float(np.sum(rewards)),
+                "log_return": float(np.sum(rewards[:steps])),  # the real days'
+                **({"synthetic_log_return": float(np.sum(rewards[steps:]))} if extra else {}),
                 "critic_loss": float(np.mean(closses)) if closses else None,
                 "seconds": state["seconds"],
             }  # fmt: skip
@@ -413,6 +432,38 @@ def train_agent(
         "mean_log_return_last_10": float(np.mean([r["log_return"] for r in last_rows])),
         "seconds": state["seconds"],
     })  # fmt: skip
+
+
+def _state(weights, t, *, predicted, synthetic_from, predictor, days) -> np.ndarray:
+    """The state beside the price window at day t: the weights, and the IPM's prediction
+    (made ahead for real days; for an episode's synthetic days by ``predictor`` running on)."""
+    if predicted.shape[1] == 0:
+        return weights.astype(np.float32)
+    ahead = predicted[t] if t < synthetic_from else predictor.upto(days, t)
+    return np.concatenate([weights, ahead]).astype(np.float32)
+
+
+DAM_STREAM = jax.random.key(2**31 - 1)  # the synthetic days' random stream (episode folded in)
+
+
+def _dam(run: RunDirectory, market: Market, first: int, last: int, config: AgentConfig, seed: int):
+    """The agent's GANs: trained on its training days and saved in the run directory once
+    (``dam.eqx``, and ``dam.json``: their MMD during training and the held-out check), read
+    back when the run resumes."""
+    import json
+
+    from scifm._io import atomic_write_bytes, atomic_write_json
+    from scifm.portfolio._dam import DAMConfig, dam_like, train_dam
+
+    settings = DAMConfig(window=config.dam_window, steps=config.dam_steps)
+    path = run.path / "dam.eqx"
+    if path.exists() and (run.path / "dam.json").exists():
+        return eqx.tree_deserialise_leaves(path, dam_like(market, len(market.assets), settings))
+    dam, record = train_dam(market, first, last, settings, seed=seed)
+    run._create()
+    atomic_write_bytes(path, lambda fh: eqx.tree_serialise_leaves(fh, dam))
+    atomic_write_json(run.path / "dam.json", json.loads(json.dumps(record)))
+    return dam
 
 
 def load_agent(run) -> tuple[Agent, AgentConfig, tuple[str, ...], int]:

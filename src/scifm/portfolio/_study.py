@@ -425,4 +425,4 @@ def run_study(
         window[r["window"]], policy[r["policy"]], -1 if r["seed"] == "" else r["seed"], r["cost_bps"]
     ))  # fmt: skip
     write_results(rows, out / "results.csv")
-    return write_report(study, out, rows)
+    return write_report(study, out, rows, market)

@@ -126,6 +126,66 @@ def verdict(study: PortfolioStudy, rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def ipm_check(market, study: PortfolioStudy) -> str:
+    """The IPM's predictions of the next day's close/high/low changes on the main test days,
+    against the simplest predictors (no change; the last day's change): mean squared error."""
+    from scifm.portfolio._agent import Predictor, ipm_inputs
+
+    first, last = market.between(*study.test)
+    predictor = Predictor(len(market.assets), seed=0)
+    made = np.stack([predictor.upto(market, t) for t in range(first - 1, last)]) / 100
+    actual = ipm_inputs(market._rows(slice(first - 2, last + 1)))[1:]  # days first-1 .. last
+    truth, previous = actual[1:], actual[:-1]
+    rows = [
+        ("IPM (online DyBM)", np.mean((made - truth) ** 2)),
+        ("last day's change", np.mean((previous - truth) ** 2)),
+        ("no change (0)", np.mean(truth**2)),
+    ]
+    lines = ["| predictor | MSE of the next day's changes (%^2) |", "| --- | --- |"]
+    lines += [f"| {name} | {1e4 * v:.4g} |" for name, v in rows]
+    return "\n".join(lines)
+
+
+def dam_check(study: PortfolioStudy, out: Path) -> str | None:
+    """The GANs' checks over the main window's agents (each trained its own): MMD^2 on the
+    held-in windows at the start and end of training, and on held-out windows with the
+    permutation test's p-value, beside i.i.d. Gaussian days of the same mean and spread."""
+    records = []
+    for variant in study.variants:
+        if "dam" not in variant.split("+"):
+            continue
+        for seed in study.seeds:
+            path = point_dir(out, MAIN, variant, seed) / "dam.json"
+            if path.exists():
+                import json
+
+                records.append(json.loads(path.read_text()))
+    if not records:
+        return None
+    start = np.mean([r["mmd"][0][1] for r in records])
+    end = np.mean([r["mmd"][-1][1] for r in records])
+    lines = [
+        f"{len(records)} trained GAN sets (one GAN per asset each). MMD^2 on held-in windows: "
+        f"{start:.3g} at the start of training, {end:.3g} at its end (mean).",
+    ]
+    if "heldout_mmd2" in records[0]:
+        held = np.concatenate([r["heldout_mmd2"] for r in records])
+        p = np.concatenate([r["p_value"] for r in records])
+        base = np.concatenate([r["baseline_mmd2"] for r in records])
+        bp = np.concatenate([r["baseline_p_value"] for r in records])
+        lines += [
+            "",
+            f"Held-out windows ({records[0]['heldout_windows']} non-overlapping per asset):",
+            "",
+            "| generator | MMD^2 (mean) | p-value (median) | assets x seeds with p < 0.05 |",
+            "| --- | --- | --- | --- |",
+            f"| GAN | {held.mean():.3g} | {np.median(p):.3g} | {int((p < 0.05).sum())} of {len(p)} |",
+            f"| i.i.d. Gaussian days | {base.mean():.3g} | {np.median(bp):.3g} | "
+            f"{int((bp < 0.05).sum())} of {len(bp)} |",
+        ]
+    return "\n".join(lines)
+
+
 def _wealth(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     daily = path / "daily.csv"
     if not daily.exists():
@@ -233,8 +293,8 @@ def plot_training(study: PortfolioStudy, out: Path) -> Path:
     return save_figure(fig, out / "training.png")
 
 
-def write_report(study: PortfolioStudy, out: Path, rows: list[dict]) -> Path:
-    """report.md and its plots in ``out``."""
+def write_report(study: PortfolioStudy, out: Path, rows: list[dict], market=None) -> Path:
+    """report.md and its plots in ``out`` (with ``market``, the IPM's predictions checked)."""
     cost = study.fee_bps + study.slippage_bps
     config = study.agent_config(study.variants[0])
     plot_wealth(study, out)
@@ -264,6 +324,12 @@ def write_report(study: PortfolioStudy, out: Path, rows: list[dict]) -> Path:
         "",
         "![training](training.png)",
     ]
+    modules = {m for v in study.variants for m in v.split("+")}
+    if "ipm" in modules and market is not None:
+        text += ["", "## IPM: next-day predictions on the main test days", "", ipm_check(market, study)]
+    dam = dam_check(study, out) if "dam" in modules else None
+    if dam:
+        text += ["", "## DAM: the GANs' days against real ones", "", dam]
     if len(study.windows()) > 1:
         k = study.walk_forward.train_years
         text += [
