@@ -313,6 +313,19 @@ def test_the_agent_decides_without_later_prices(trained):
     np.testing.assert_array_equal(other.targets[:21], base.targets[:21])
 
 
+def test_prioritised_replay_samples_in_proportion_and_weights_by_importance():
+    from scifm.portfolio._agent import _sample
+
+    config = portfolio.AgentConfig(batch=20000, prioritised=True, priority_beta=0.5)
+    pick, weight = _sample(np.random.default_rng(0), np.array([1.0, 3.0, 0.0, 4.0]), config)
+    share = np.bincount(pick, minlength=4) / len(pick)
+    np.testing.assert_allclose(share, [0.125, 0.375, 0, 0.5], atol=0.01)
+    expected = (4 * np.array([0.125, 0.375, 0, 0.5])[pick]) ** -0.5
+    np.testing.assert_allclose(weight, expected / expected.max(), rtol=1e-6)
+    uniform, ones = _sample(np.random.default_rng(0), np.zeros(7), portfolio.AgentConfig(batch=5))
+    assert (ones == 1).all() and uniform.max() < 7
+
+
 def test_an_agent_for_other_assets_is_refused(trained, tmp_path):
     _, out = trained
     with pytest.raises(UserError, match="the agent trades A0, A1, A2"):

@@ -225,7 +225,7 @@ def test_portfolio_agent_stopped_after_every_save_resumes_to_the_same_files(tmp_
         market = portfolio.gbm_market(80, 2, seed=5)
     config = portfolio.AgentConfig(
         window=5, hidden=4, layers=(8,), batch=8, capacity=50, episode=10, episodes=4,
-        modules=modules, dam_steps=5, dam_window=8, synthetic_days=4,
+        modules=modules, dam_steps=5, dam_window=8, synthetic_days=4, prioritised=bool(modules),
     )  # fmt: skip
 
     def run(out):

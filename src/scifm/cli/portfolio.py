@@ -110,6 +110,9 @@ def train(
         "on the training days; 42 synthetic days after every episode).",
     ),
     seed: int = typer.Option(0, "--seed", help="Networks, noise, episodes and replay."),
+    prioritised: bool = typer.Option(
+        False, "--prioritised", help="Prioritised replay (the paper's; alpha 0.6, beta 0.4)."
+    ),
 ):
     """Train the DDPG agent of Yu et al. on daily prices (episodes from random start days,
     reward the log return net of costs). Resumable: rerun the same command. Back-test the
@@ -124,8 +127,9 @@ def train(
     chosen = tuple(m.strip() for m in modules.split(",") if m.strip())
     costs = portfolio.Costs(fee_bps, slippage_bps)
     config = portfolio.AgentConfig(
-        episodes=episodes, episode=episode, cost=costs.rate, modules=chosen
-    )
+        episodes=episodes, episode=episode, cost=costs.rate, modules=chosen,
+        prioritised=prioritised,
+    )  # fmt: skip
     market = _market(data, assets)
     result = portfolio.train_agent(
         market, out, config=config, start=start, end=end, seed=seed,

@@ -13,7 +13,9 @@ meant.) The back-test of a trained agent runs in the engine (next-open fills).
 256-128-64-32 leaky-ReLU layers with dropout (0.5 during training); the critic sees the action
 beside the state. **DDPG** (Lillicrap et al. 2016): target networks updated softly (``tau``),
 critic Adam at ``critic_lr`` (1e-3), actor 100x slower, replay of ``capacity`` transitions
-(1,000), exploration by parameter-space noise (Gaussian, ``sigma`` 0.01 on the actor's
+(1,000; ``prioritised``: proportional prioritised replay, Schaul et al. 2016, priorities
+``(|TD error| + 1e-3)^alpha``, importance weights ``(N P(i))^-beta`` over their maximum;
+the paper's), exploration by parameter-space noise (Gaussian, ``sigma`` 0.01 on the actor's
 weights). The discount ``gamma`` (0.99) and ``tau`` (0.001) are not in the paper: Lillicrap's.
 The update step (critic, actor, targets) is one jitted function.
 **BCM** (``modules=("bcm",)``): the actor's loss adds ``bcm_weight`` (0.1) times the binary
@@ -72,6 +74,9 @@ class AgentConfig:
     dam_steps: int = 400
     dam_window: int = 32
     synthetic_days: int = 42
+    prioritised: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
 
     def __post_init__(self):
         for key in ("window", "hidden", "batch", "capacity", "episode", "episodes", "dam_steps",
@@ -87,6 +92,8 @@ class AgentConfig:
                 f"unknown module {unknown[0]!r}; modules: {', '.join(BUILT_MODULES)}"
             )
         check_non_negative("bcm_weight", self.bcm_weight)
+        check_non_negative("priority_alpha", self.priority_alpha)
+        check_non_negative("priority_beta", self.priority_beta)
         if not 0 <= self.dropout < 1 or not 0 <= self.gamma < 1:
             raise UserError(f"dropout and gamma must be in [0, 1), got {self.dropout}, {self.gamma}")
 
@@ -242,10 +249,11 @@ def _optimizers(config: AgentConfig):
 @eqx.filter_jit
 def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
     """One DDPG update on a batch ``(window, weights, action, reward, next_window,
-    next_weights)``: the critic toward ``r + gamma Q'(s', mu'(s'))``, the actor up the critic's
-    gradient, the targets a ``tau`` step toward the networks."""
+    next_weights, expert, importance)``: the critic toward ``r + gamma Q'(s', mu'(s'))`` (its
+    squared errors weighted by ``importance``), the actor up the critic's gradient, the targets
+    a ``tau`` step toward the networks. Also returns the TD errors (new priorities)."""
     actor_tx, critic_tx = _optimizers(config)
-    window, weights, action, reward, next_window, next_weights, expert = batch
+    window, weights, action, reward, next_window, next_weights, expert, importance = batch
     n = reward.shape[0]
     keys = jax.random.split(key, 2 * n).reshape(2, n)
     next_action = jax.vmap(agent.actor_target)(next_window, next_weights)
@@ -254,9 +262,9 @@ def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
 
     def critic_loss(critic):
         q = jax.vmap(critic)(window, weights, action, keys[0])
-        return jnp.mean((q - target) ** 2)
+        return jnp.mean(importance * (q - target) ** 2), q - target
 
-    closs, cgrad = eqx.filter_value_and_grad(critic_loss)(agent.critic)
+    (closs, td), cgrad = eqx.filter_value_and_grad(critic_loss, has_aux=True)(agent.critic)
     updates, critic_state = critic_tx.update(cgrad, opt_states[1], agent.critic)
     critic = eqx.apply_updates(agent.critic, updates)
 
@@ -274,7 +282,7 @@ def update(agent: Agent, opt_states, batch, key, config: AgentConfig):
     actor = eqx.apply_updates(agent.actor, updates)
     actor_target = _soft(actor, agent.actor_target, config.tau)
     critic_target = _soft(critic, agent.critic_target, config.tau)
-    return Agent(actor, critic, actor_target, critic_target), (actor_state, critic_state), closs, aloss
+    return Agent(actor, critic, actor_target, critic_target), (actor_state, critic_state), closs, td
 
 
 def _soft(new, old, tau):
@@ -350,7 +358,7 @@ def train_agent(
         "action": np.zeros((cap, m + 1), np.float32), "reward": np.zeros(cap, np.float32),
         "next_window": np.zeros((cap, m, w, 3), np.float32),
         "next_weights": np.zeros((cap, state_size(m, config)), np.float32),
-        "expert": np.zeros((cap, m + 1), np.float32),
+        "expert": np.zeros((cap, m + 1), np.float32), "priority": np.zeros(cap, np.float64),
     }  # fmt: skip
     state = {"episode": 0, "filled": 0, "position": 0, "seconds": 0.0}
     saved = run.load_state((agent, opt_states, buffer))
@@ -398,14 +406,17 @@ def train_agent(
                 buffer["next_window"][i] = features(days, t + 1, w)
                 buffer["next_weights"][i] = state_at(drifted, t + 1)
                 buffer["expert"][i] = greedy_expert(u_next, weights, config.cost)
+                buffer["priority"][i] = buffer["priority"].max(initial=1.0)  # new: the highest
                 state["position"] = (i + 1) % cap
                 state["filled"] = min(state["filled"] + 1, cap)
                 weights = drifted.astype(np.float32)
                 rewards.append(reward)
                 if state["filled"] >= config.batch:
-                    pick = rng.integers(0, state["filled"], config.batch)
+                    pick, importance = _sample(rng, buffer["priority"][: state["filled"]], config)
                     batch = tuple(jnp.asarray(buffer[k][pick]) for k in ("window", "weights", "action", "reward", "next_window", "next_weights", "expert"))
-                    agent, opt_states, closs, _ = update(agent, opt_states, batch, jax.random.fold_in(ekey, 2 * s + 1), config)
+                    agent, opt_states, closs, td = update(agent, opt_states, (*batch, jnp.asarray(importance)), jax.random.fold_in(ekey, 2 * s + 1), config)
+                    if config.prioritised:
+                        buffer["priority"][pick] = (np.abs(np.asarray(td, np.float64)) + 1e-3) ** config.priority_alpha
                     closses.append(float(closs))
             state["seconds"] += time.perf_counter() - tic
             row = {
@@ -432,6 +443,18 @@ def train_agent(
         "mean_log_return_last_10": float(np.mean([r["log_return"] for r in last_rows])),
         "seconds": state["seconds"],
     })  # fmt: skip
+
+
+def _sample(rng, priority: np.ndarray, config: AgentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of replay indices and their importance weights: uniform (weights 1), or in
+    proportion to ``priority`` with weights ``(N P(i))^-beta`` over their maximum."""
+    n = len(priority)
+    if not config.prioritised:
+        return rng.integers(0, n, config.batch), np.ones(config.batch, np.float32)
+    chance = priority / priority.sum()
+    pick = rng.choice(n, config.batch, p=chance)
+    weight = (n * chance[pick]) ** -config.priority_beta
+    return pick, (weight / weight.max()).astype(np.float32)
 
 
 def _state(weights, t, *, predicted, synthetic_from, predictor, days) -> np.ndarray:
