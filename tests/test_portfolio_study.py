@@ -12,7 +12,10 @@ from scifm import RunConflict, UserError, portfolio
 from scifm.portfolio import Costs, backtest
 from scifm.portfolio._study import point_dir
 
-TINY = {"window": 3, "hidden": 2, "layers": [4], "batch": 4, "capacity": 50, "episode": 10, "episodes": 2}
+TINY = {
+    "window": 3, "hidden": 2, "layers": [4], "batch": 4, "capacity": 50, "episode": 10, "episodes": 2,
+    "dam_steps": 3, "dam_window": 8, "synthetic_days": 3,
+}  # fmt: skip
 
 
 def _csv(path, market):
@@ -102,7 +105,7 @@ def test_a_rerun_trains_nothing_and_a_lost_point_file_is_rebuilt_the_same(finish
     assert (out / "results.csv").read_text() == before
 
 
-def test_a_study_grows_by_seeds_and_refuses_other_changes(finished, tmp_path):
+def test_a_study_grows_by_seeds_and_variants_and_refuses_other_changes(finished, tmp_path):
     study, _, out, _ = finished
     with pytest.raises(RunConflict, match="another portfolio study.*train"):
         portfolio.run_study(_study(study.data[0], train=["2000-01-01", "2001-03-31"]), out, progress=False)
@@ -112,11 +115,16 @@ def test_a_study_grows_by_seeds_and_refuses_other_changes(finished, tmp_path):
     shutil.copytree(out, grown)
     old = point_dir(grown, "main", "ipm+bcm", 1) / "point.json"
     stamp = old.stat().st_mtime_ns
-    portfolio.run_study(_study(study.data[0], seeds=[0, 1, 2]), grown, progress=False)
+    more = _study(study.data[0], seeds=[0, 1, 2], variants=["ddpg", "ipm+bcm", "dam"])
+    portfolio.run_study(more, grown, progress=False)
     assert old.stat().st_mtime_ns == stamp
     rows = portfolio.read_results(grown / "results.csv")
     assert {r["seed"] for r in rows if r["policy"] == "ddpg"} == {0, 1, 2}
-    assert "| DDPG | 3 |" in (grown / "report.md").read_text()
+    assert {r["seed"] for r in rows if r["policy"] == "dam" and r["window"] == "wf-2001"} == {0, 1, 2}
+    text = (grown / "report.md").read_text()
+    assert "| DDPG | 3 |" in text and "| DDPG+DAM | 3 |" in text
+    dam = text.split("## DAM")[1].split("##")[0]  # the GANs' checks, beside Gaussian days
+    assert "3 trained GAN sets" in dam and "| GAN |" in dam and "| i.i.d. Gaussian days |" in dam
 
 
 @pytest.mark.parametrize("change, message", [
@@ -147,6 +155,6 @@ def test_cli_study_dry_run_and_shipped_studies_load(tmp_path, capsys):
     for name in ("portfolio-demo", "portfolio-table1"):
         study = portfolio.load_study(name)
         assert study.costs() == Costs(20, 50) and study.train[0] == "2005-01-01"
-    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 4 + 3 * 5 * 2
+    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 6 + 3 * 5 * 2
     main(["portfolio", "study", "portfolio-demo", "--dry-run", "--set", "seeds=[3]"])
     assert "2 agents (1 window(s), 1 seed(s), variants ddpg, bcm)" in capsys.readouterr().out
