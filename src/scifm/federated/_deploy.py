@@ -36,6 +36,7 @@ from scifm._checks import UserError
 from scifm._io import atomic_write_bytes, atomic_write_json, read_jsonl
 from scifm._progress import NoProgress, RunProgress
 from scifm._runs import CONFIG, METRICS, RESULT, RunDirectory
+from scifm.federated._clients import check_clients, show_layout
 
 ERROR_FILE = "error.txt"  # the server's last error (written by the ServerApp beside server/)
 
@@ -80,26 +81,14 @@ def check_local_clients(nodes: dict[str, Path], batch_size: int) -> None:
     remote clients when they join)."""
     from scifm.data import open as open_dataset
 
-    first = None
+    layouts, sizes = {}, {}
     for name, path in nodes.items():
         if not Path(path).is_file():
             raise UserError(f"client {name}: no such file {path}")
         with contextlib.closing(open_dataset(path)) as ds:
-            layout = (tuple(ds.input_names), tuple(ds.output_names), ds.grid)
-            n = len(ds)
-        if first is None:
-            first = (name, layout)
-        elif layout != first[1]:
-            shown = lambda x: f"{list(x[0])} -> {list(x[1])} on {x[2][0]}x{x[2][1]}"  # noqa: E731
-            raise UserError(
-                f"client {name} holds {shown(layout)} but client {first[0]} holds "
-                f"{shown(first[1])}; every client of one federation needs the same channels "
-                "and grid"
-            )
-        if n < batch_size:
-            raise UserError(
-                f"client {name} holds {n} samples, fewer than the batch size {batch_size}"
-            )
+            layouts[name] = (tuple(ds.input_names), tuple(ds.output_names), tuple(ds.grid))
+            sizes[name] = len(ds)
+    check_clients(layouts, sizes, batch_size, show=show_layout)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from scifm._runs import DivergenceError, RunDirectory
 from scifm.data import FieldSet
 from scifm.federated._aggregate import AGGREGATORS
 from scifm.federated._algorithms import ALGORITHMS
+from scifm.federated._clients import check_clients, show_layout
 from scifm.federated._deploy import ERROR_FILE
 from scifm.federated._simulate import (
     CLIENT_OPTIMIZERS,
@@ -268,21 +269,11 @@ class _Federation:
 
     def check(self, batch: int) -> None:
         """Every client holds the same channels and grid, and at least a batch."""
-        first = self.about[self.names[0]]
-        shape = lambda a: (list(a["input_names"]), list(a["output_names"]), list(a["grid"]))  # noqa: E731
-        for name in self.names:
-            about = self.about[name]
-            if shape(about) != shape(first):
-                raise UserError(
-                    f"client {name} holds {shape(about)} but client {self.names[0]} holds "
-                    f"{shape(first)} (inputs, outputs, grid); every client of one federation "
-                    "needs the same channels and grid"
-                )
-            if int(about["n"]) < batch:
-                raise UserError(
-                    f"client {name} holds {about['n']} samples, fewer than the batch size "
-                    f"{batch}; lower the batch size or give it more data"
-                )
+        shape = lambda a: (tuple(a["input_names"]), tuple(a["output_names"]), tuple(a["grid"]))  # noqa: E731
+        check_clients(
+            {n: shape(self.about[n]) for n in self.names},
+            {n: int(self.about[n]["n"]) for n in self.names}, batch, show=show_layout,
+        )  # fmt: skip
 
 
 def _like_normalizer(record: ArrayRecord, about: ConfigRecord) -> Normalizer:

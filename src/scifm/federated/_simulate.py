@@ -33,6 +33,7 @@ from scifm.data import FieldSet, epoch_batches
 from scifm.federated._aggregate import AbstractAggregator, Mean, flatten_clients
 from scifm.federated._algorithms import AbstractAlgorithm, FedAvg, tree_sub, tree_zeros
 from scifm.federated._attacks import AbstractAttack, NoAttack, attack_updates
+from scifm.federated._clients import check_clients
 from scifm.models import Normalizer, OperatorModel, count_parameters, get_preset
 from scifm.train import cosine_lr, errors, hyperparameters, make_optimizer, relative_l2
 
@@ -234,22 +235,13 @@ def _check(model, clients, names, batch_size, aggregator, bad, evaluate) -> None
         raise UserError("a federation needs at least one client")
     if len(names) != len(clients) or len(set(names)) != len(names):
         raise UserError(f"give one distinct name per client, got {list(names)}")
-    first = clients[0]
-    shape = tuple(first.inputs.shape[1:]), tuple(first.outputs.shape[1:])
     for name, data in zip(names, clients, strict=True):
         model.check_channels(data.input_names, data.output_names, f"client {name}")
-        other = tuple(data.inputs.shape[1:]), tuple(data.outputs.shape[1:])
-        if other != shape:
-            raise UserError(
-                f"client {name} holds fields {other[0]} -> {other[1]} but client {names[0]} "
-                f"holds {shape[0]} -> {shape[1]}; every client of one federation needs the same "
-                "channels and grid"
-            )
-        if len(data) < batch_size:
-            raise UserError(
-                f"client {name} holds {len(data)} samples, fewer than the batch size "
-                f"{batch_size}; lower batch_size or give it more data"
-            )
+    check_clients(
+        {n: (tuple(d.inputs.shape[1:]), tuple(d.outputs.shape[1:])) for n, d in zip(names, clients, strict=True)},
+        {n: len(d) for n, d in zip(names, clients, strict=True)}, batch_size,
+        show=lambda s: f"fields {s[0]} -> {s[1]}",
+    )  # fmt: skip
     for i in bad:
         if not 0 <= i < len(clients):
             raise UserError(f"bad client index {i} is not one of the {len(clients)} clients")
