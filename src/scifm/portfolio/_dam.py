@@ -216,6 +216,65 @@ def _windows(features: np.ndarray, window: int, stride: int) -> np.ndarray:
     return np.stack([features[s : s + window] for s in starts])
 
 
+def _optimizer(config: DAMConfig):
+    return optax.adam(config.lr, b1=0.5)
+
+
+def _made(gen, z, r, config: DAMConfig):
+    """A batch of the generator's days, standardised (``r``: the close's std over each's)."""
+    unit = 1 / np.sqrt(config.substeps)
+    return jax.vmap(lambda zz: gen(zz, unit) * r)(z)
+
+
+def _per_asset(gen, disc, g_opt, d_opt, batch, z1, z2, r, config: DAMConfig):
+    """One step of one asset's GAN: the discriminator, then the generator (with the MMD^2)."""
+    tx, b = _optimizer(config), batch.shape[0]
+    fake = jax.lax.stop_gradient(_made(gen, z1, r, config))
+
+    def d_loss(d):
+        return jnp.mean(jax.nn.softplus(-jax.vmap(d)(batch))) + jnp.mean(jax.nn.softplus(jax.vmap(d)(fake)))
+
+    dl, dg = eqx.filter_value_and_grad(d_loss)(disc)
+    upd, d_opt = tx.update(dg, d_opt, disc)
+    disc = eqx.apply_updates(disc, upd)
+
+    def g_loss(g):
+        y = _made(g, z2, r, config)
+        adv = jnp.mean(jax.nn.softplus(-jax.vmap(disc)(y)))
+        x, y = batch.reshape(b, -1), y.reshape(b, -1)
+        return adv + config.mmd_weight * mmd2(x, y, jax.lax.stop_gradient(median_bandwidth(x, y)))
+
+    gl, gg = eqx.filter_value_and_grad(g_loss)(gen)
+    upd, g_opt = tx.update(gg, g_opt, gen)
+    return eqx.apply_updates(gen, upd), disc, g_opt, d_opt, dl, gl
+
+
+@eqx.filter_jit
+def _train_step(gens, discs, g_state, d_state, key, real, ratio, config: DAMConfig):
+    """One step of every asset's GAN (vmapped), on a batch of ``real`` windows each."""
+    m, n_real = real.shape[:2]
+    k1, k2, k3 = jax.random.split(key, 3)
+    idx = jax.random.randint(k1, (m, config.batch), 0, n_real)
+    batch = jnp.take_along_axis(real, idx[:, :, None, None], axis=1)
+    shape = (m, config.batch, config.window * config.substeps, config.latent)
+    z1, z2 = jax.random.normal(k2, shape), jax.random.normal(k3, shape)
+    step = lambda *a: _per_asset(*a, config)  # noqa: E731
+    return eqx.filter_vmap(step)(gens, discs, g_state, d_state, batch, z1, z2, ratio)
+
+
+@eqx.filter_jit
+def _held_in_mmd(gens, key, fixed, ratio, config: DAMConfig):
+    """Each asset's MMD^2 between the ``fixed`` real windows and as many generated ones."""
+    m, n = fixed.shape[:2]
+    z = jax.random.normal(key, (m, n, config.window * config.substeps, config.latent))
+
+    def per_asset(gen, z, x, r):
+        x, y = x.reshape(n, -1), _made(gen, z, r, config).reshape(n, -1)
+        return mmd2(x, y, median_bandwidth(x, y))
+
+    return eqx.filter_vmap(per_asset)(gens, z, fixed, ratio)
+
+
 def train_dam(
     market: Market, first: int, last: int, config: DAMConfig = DAMConfig(), *, seed: int = 0,
     progress=None,
@@ -243,72 +302,25 @@ def train_dam(
     gkey, dkey, key = jax.random.split(key, 3)
     gens = _stacked(Generator, config, gkey, m)
     discs = _stacked(Discriminator, config, dkey, m)
-    tx = optax.adam(config.lr, b1=0.5)
+    tx = _optimizer(config)
     params = lambda t: eqx.filter(t, eqx.is_inexact_array)  # noqa: E731
     g_state = eqx.filter_vmap(lambda g: tx.init(params(g)))(gens)  # one state per asset
     d_state = eqx.filter_vmap(lambda d: tx.init(params(d)))(discs)
-    n_real, b = real.shape[1], config.batch
-
     # inside training the generator's days come out standardised (each feature over its real
     # standard deviation), as the discriminator and the penalty see the real ones
     ratio = jnp.asarray(std[:, 0][:, None] / std, jnp.float32)  # (m, 3): the close's std / each's
-    unit = 1 / np.sqrt(config.substeps)
-
-    def made(gen, z, r):
-        return jax.vmap(lambda zz: gen(zz, unit) * r)(z)
-
-    def per_asset(gen, disc, g_opt, d_opt, batch, z1, z2, r):
-        fake = jax.lax.stop_gradient(made(gen, z1, r))
-
-        def d_loss(d):
-            return jnp.mean(jax.nn.softplus(-jax.vmap(d)(batch))) + jnp.mean(jax.nn.softplus(jax.vmap(d)(fake)))
-
-        dl, dg = eqx.filter_value_and_grad(d_loss)(disc)
-        upd, d_opt = tx.update(dg, d_opt, disc)
-        disc = eqx.apply_updates(disc, upd)
-
-        def g_loss(g):
-            y = made(g, z2, r)
-            adv = jnp.mean(jax.nn.softplus(-jax.vmap(disc)(y)))
-            x, y = batch.reshape(b, -1), y.reshape(b, -1)
-            return adv + config.mmd_weight * mmd2(x, y, jax.lax.stop_gradient(median_bandwidth(x, y)))
-
-        gl, gg = eqx.filter_value_and_grad(g_loss)(gen)
-        upd, g_opt = tx.update(gg, g_opt, gen)
-        return eqx.apply_updates(gen, upd), disc, g_opt, d_opt, dl, gl
-
-    @eqx.filter_jit
-    def train_step(gens, discs, g_state, d_state, key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        idx = jax.random.randint(k1, (m, b), 0, n_real)
-        batch = jnp.take_along_axis(real, idx[:, :, None, None], axis=1)
-        shape = (m, b, w * config.substeps, config.latent)
-        z1, z2 = jax.random.normal(k2, shape), jax.random.normal(k3, shape)
-        return eqx.filter_vmap(per_asset)(gens, discs, g_state, d_state, batch, z1, z2, ratio)
-
-    n_fixed = min(256, n_real)
-    pick = np.random.default_rng(seed).choice(n_real, n_fixed, replace=False)
-    fixed = real[:, pick]
-
-    @eqx.filter_jit
-    def held_in_mmd(gens, key):
-        z = jax.random.normal(key, (m, n_fixed, w * config.substeps, config.latent))
-
-        def per_asset(gen, z, x, r):
-            x, y = x.reshape(n_fixed, -1), made(gen, z, r).reshape(n_fixed, -1)
-            return mmd2(x, y, median_bandwidth(x, y))
-
-        return eqx.filter_vmap(per_asset)(gens, z, fixed, ratio)
+    n_fixed = min(256, real.shape[1])
+    fixed = real[:, np.random.default_rng(seed).choice(real.shape[1], n_fixed, replace=False)]
 
     record, every = {"mmd": []}, max(config.steps // 10, 1)
     check_key = jax.random.key(seed + 1)
     for step in range(config.steps + 1):
         if step % every == 0 or step == config.steps:
-            record["mmd"].append((step, float(jnp.mean(held_in_mmd(gens, check_key)))))
+            record["mmd"].append((step, float(jnp.mean(_held_in_mmd(gens, check_key, fixed, ratio, config)))))
         if step == config.steps:
             break
         key, sub = jax.random.split(key)
-        gens, discs, g_state, d_state, dl, gl = train_step(gens, discs, g_state, d_state, sub)
+        gens, discs, g_state, d_state, dl, gl = _train_step(gens, discs, g_state, d_state, sub, real, ratio, config)
         if progress is not None:
             progress(step, float(jnp.mean(gl)))
     dam = DAM(gens, scale, config)

@@ -82,7 +82,7 @@ def walk_forward_table(study: PortfolioStudy, rows: list[dict]) -> str:
             cells.append(_cell(values, "{:.2f}"))
             means.append(float(np.mean(values)))
             beats += crp[w.name] is not None and np.mean(values) > crp[w.name]
-        cells.append(f"{np.mean(means):.2f}" if means else "-")
+        cells.append(f"{np.mean(means):.2f}" if len(means) == len(windows) else "-")  # all or none
         cells.append("" if policy == "crp" or crp[MAIN] is None else f"{beats} of {len(means)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
