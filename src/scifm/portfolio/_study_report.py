@@ -200,20 +200,30 @@ def plot_wealth(study: PortfolioStudy, out: Path) -> Path:
     """The main window: each baseline's wealth, each variant's mean over seeds with its range."""
     fig = figure(figsize=(8, 4.5))
     ax = fig.subplots()
+    lines = []  # (label, dates, wealth, band or None, style)
     for name in study.baselines:
         got = _wealth(out / "baselines" / name)
         if got is not None:
-            ax.plot(got[0].astype(object), got[1], lw=1, ls="--", label=_label(study, name))
+            lines.append((_label(study, name), got[0], got[1], None, "--"))
     for variant in study.variants:
         curves = [_wealth(point_dir(out, MAIN, variant, s) / "test") for s in study.seeds]
         curves = [c for c in curves if c is not None]
-        if not curves:
-            continue
-        dates = curves[0][0].astype(object)
-        stack = np.stack([c[1] for c in curves])
-        line = ax.plot(dates, stack.mean(0), lw=1.8, label=f"{variant_label(variant)} (mean of {len(curves)})")
-        if len(curves) > 1:
-            ax.fill_between(dates, stack.min(0), stack.max(0), color=line[0].get_color(), alpha=0.15)
+        if curves:
+            stack = np.stack([c[1] for c in curves])
+            band = (stack.min(0), stack.max(0)) if len(curves) > 1 else None
+            lines.append((f"{variant_label(variant)} (mean of {len(curves)})", curves[0][0], stack.mean(0), band, "-"))
+    # the scale follows the curves that keep at least a quarter of the start; others are
+    # clipped and say so
+    kept = [w for _, _, w, _, _ in lines if w.min() >= 0.25 * study.initial]
+    lo, hi = (min(w.min() for w in kept), max(w.max() for w in kept)) if kept else (None, None)
+    for label, dates, wealth, band, style in lines:
+        off = lo is not None and wealth.min() < 0.25 * study.initial
+        line = ax.plot(dates.astype(object), wealth, style, lw=1.8 if style == "-" else 1,
+                       label=label + (" (off scale)" if off else ""))  # fmt: skip
+        if band is not None:
+            ax.fill_between(dates.astype(object), *band, color=line[0].get_color(), alpha=0.15)
+    if lo is not None:
+        ax.set_ylim(0.9 * lo, 1.1 * hi)
     ax.set_yscale("log")
     ax.set_ylabel(f"wealth, net of {study.fee_bps + study.slippage_bps:g} bps (log scale)")
     ax.set_title(f"test {study.test[0]} .. {study.test[1]} (band: seeds' range)")
@@ -224,20 +234,39 @@ def plot_wealth(study: PortfolioStudy, out: Path) -> Path:
     return save_figure(fig, out / "wealth.png")
 
 
+def _sharpe_lines(ax, study, x, series: dict[str, tuple[list, list]]) -> None:
+    """Sharpe lines (mean ± sd) per policy; policies with a Sharpe below -3 somewhere (ruin)
+    are clipped off the scale and say so, so that they do not flatten the others."""
+    floor = -3.0
+    kept = [
+        m - sd for means, sds in series.values() if np.nanmin(means) >= floor
+        for m, sd in zip(means, sds, strict=True) if np.isfinite(m)
+    ]  # fmt: skip
+    lowest = min(kept, default=floor)
+    for policy, (means, sds) in series.items():
+        off = np.nanmin(means) < floor
+        style = "-o" if policy in study.variants else "--"
+        ax.errorbar(x, means, yerr=sds, fmt=style, ms=3, capsize=2,
+                    label=_label(study, policy) + (" (off scale)" if off else ""))  # fmt: skip
+    if any(np.nanmin(m) < floor for m, _ in series.values()):
+        ax.set_ylim(bottom=min(lowest, 0) - 0.5)
+
+
 def plot_costs(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | None:
     costs = sorted({study.fee_bps + study.slippage_bps, *study.cost_sweep})
     if len(costs) < 2:
         return None
     fig = figure(figsize=(6, 4))
     ax = fig.subplots()
+    series = {}
     for policy in _policies(study):
         means, sds = [], []
         for c in costs:
             values = [r["sharpe"] for r in _select(rows, MAIN, c).get(policy, [])]
             means.append(np.mean(values) if values else np.nan)
             sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
-        style = "-o" if policy in study.variants else "--"
-        ax.errorbar(costs, means, yerr=sds, fmt=style, ms=3, capsize=2, label=_label(study, policy))
+        series[policy] = (means, sds)
+    _sharpe_lines(ax, study, costs, series)
     ax.set_xlabel("total cost per trade (bps)")
     ax.set_ylabel("Sharpe (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
@@ -247,22 +276,23 @@ def plot_costs(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | Non
 
 
 def plot_walk_forward(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | None:
-    windows = study.windows()
+    windows = sorted(study.windows(), key=lambda w: w.test[0])  # in time
     if len(windows) < 2:
         return None
     cost = study.fee_bps + study.slippage_bps
     fig = figure(figsize=(7, 4))
     ax = fig.subplots()
     x = np.arange(len(windows))
+    series = {}
     for policy in _policies(study):
         means, sds = [], []
         for w in windows:
             values = [r["sharpe"] for r in _select(rows, w.name, cost).get(policy, [])]
             means.append(np.mean(values) if values else np.nan)
             sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
-        style = "-o" if policy in study.variants else "--"
-        ax.errorbar(x, means, yerr=sds, fmt=style, ms=3, capsize=2, label=_label(study, policy))
-    ax.set_xticks(x, [w.test[0][:4] if w.name != MAIN else "main" for w in windows])
+        series[policy] = (means, sds)
+    _sharpe_lines(ax, study, x, series)
+    ax.set_xticks(x, [f"{w.test[0][:4]}-{w.test[1][:4]}" if w.name == MAIN else w.test[0][:4] for w in windows])
     ax.set_xlabel("test window")
     ax.set_ylabel("Sharpe, net of costs")
     ax.axhline(0, color="k", lw=0.5)
