@@ -109,6 +109,8 @@ def test_a_study_grows_by_seeds_and_variants_and_refuses_other_changes(finished,
     study, _, out, _ = finished
     with pytest.raises(RunConflict, match="another portfolio study.*train"):
         portfolio.run_study(_study(study.data[0], train=["2000-01-01", "2001-03-31"]), out, progress=False)
+    with pytest.raises(RunConflict, match="walk_forward.train_years: 1 -> 2"):
+        portfolio.run_study(_study(study.data[0], walk_forward={"years": [2001], "train_years": 2}), out, progress=False)
     grown = tmp_path / "grown"
     import shutil
 
@@ -155,6 +157,6 @@ def test_cli_study_dry_run_and_shipped_studies_load(tmp_path, capsys):
     for name in ("portfolio-demo", "portfolio-table1"):
         study = portfolio.load_study(name)
         assert study.costs() == Costs(20, 50) and study.train[0] == "2005-01-01"
-    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 6 + 3 * 5 * 2
+    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 6 + 3 * 5 * 5
     main(["portfolio", "study", "portfolio-demo", "--dry-run", "--set", "seeds=[3]"])
     assert "2 agents (1 window(s), 1 seed(s), variants ddpg, bcm)" in capsys.readouterr().out

@@ -63,7 +63,7 @@ STUDY = "study.json"
 POINT = "point.json"
 MAIN = "main"
 # keys a study that has run may change: more of them adds runs, nothing is redone
-EXTENSIBLE = ("variants", "seeds", "baselines", "cost_sweep")
+EXTENSIBLE = ("variants", "seeds", "baselines", "cost_sweep", "walk_forward.variants")
 MODULE_NAMES = {"ipm": "IPM", "bcm": "BCM", "dam": "DAM"}
 
 
@@ -243,19 +243,31 @@ def prepare(study: PortfolioStudy, out: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise RunConflict(f"{out} is a file, not a study directory")
     if saved.exists():
-        old = read_json(saved, f"restore it or delete {out} to start over")
-        fixed = [k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in EXTENSIBLE]
+        old = _flat(read_json(saved, f"restore it or delete {out} to start over"))
+        flat = _flat(new)
+        fixed = [k for k in set(old) | set(flat) if old.get(k) != flat.get(k) and k not in EXTENSIBLE]
         if fixed:
-            pick = lambda d: {k: d.get(k) for k in fixed}  # noqa: E731
+            pick = lambda d: {k: d.get(k) for k in sorted(fixed)}  # noqa: E731
             raise RunConflict(
                 f"{out} holds another portfolio study "
-                f"({'; '.join(config_difference(pick(old), pick(new)))})"
+                f"({'; '.join(config_difference(pick(old), pick(flat)))})"
             )
     elif out.exists() and any(out.iterdir()):
         raise RunConflict(f"{out} exists and is not a scifm portfolio study")
     out.mkdir(parents=True, exist_ok=True)
     if not saved.exists() or read_json(saved, "") != new:
         atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
+    return out
+
+
+def _flat(table: dict, prefix: str = "") -> dict:
+    """A study's table with nested tables' keys dotted (``walk_forward.variants``)."""
+    out = {}
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
     return out
 
 
