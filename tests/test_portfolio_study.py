@@ -138,6 +138,7 @@ def test_a_study_grows_by_seeds_and_variants_and_refuses_other_changes(finished,
     ({"seeds": [1, 1]}, "seeds must be distinct"),
     ({"cost_sweep": [-5.0]}, "cost_sweep"),
     ({"train": ["2000-01-01"]}, "train must be"),
+    ({"initial": 0.0}, "initial must be a finite number > 0"),
 ])  # fmt: skip
 def test_bad_studies_are_refused_in_one_line(tmp_path, change, message):
     with pytest.raises(UserError, match=message):

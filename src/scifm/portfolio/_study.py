@@ -48,7 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from scifm._checks import UserError, check_count, check_non_negative
+from scifm._checks import UserError, check_count, check_non_negative, check_positive
 from scifm._config import apply_overrides, build, plain, read_json_config, read_toml
 from scifm._io import atomic_write_json, atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar
@@ -133,7 +133,7 @@ class PortfolioStudy:
                     f"walk_forward.variants: {variant!r} is not among the study's variants "
                     f"({', '.join(self.variants)})"
                 )
-        check_non_negative("initial", self.initial)
+        check_positive("initial", self.initial)
 
     def agent_config(self, variant: str) -> AgentConfig:
         """The agent's settings for ``variant`` ("ddpg", or modules joined by "+")."""
