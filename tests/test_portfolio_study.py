@@ -158,6 +158,6 @@ def test_cli_study_dry_run_and_shipped_studies_load(tmp_path, capsys):
     for name in ("portfolio-demo", "portfolio-table1"):
         study = portfolio.load_study(name)
         assert study.costs() == Costs(20, 50) and study.train[0] == "2005-01-01"
-    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 6 + 3 * 5 * 5
+    assert len(portfolio.load_study("portfolio-table1").points()) == 5 * 6 + 3 * 5 * 4
     main(["portfolio", "study", "portfolio-demo", "--dry-run", "--set", "seeds=[3]"])
     assert "2 agents (1 window(s), 1 seed(s), variants ddpg, bcm)" in capsys.readouterr().out
