@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,54 @@ class RunDirectory:
         }
         atomic_write_json(self.path / RESULT, clean)
         return result
+
+
+def open_study_directory(
+    out: str | os.PathLike, table: dict, *, what: str, extensible: Sequence[str] = (),
+    saved_name: str = "study.json",
+) -> Path:  # fmt: skip
+    """Create or reopen the directory ``out`` of a study whose settings are ``table`` (saved as
+    ``saved_name``). A saved study may differ only in ``extensible`` keys (dotted for nested
+    tables: ``walk_forward.variants``; a table's name covers all its keys); it is then replaced
+    by ``table`` (finished runs are kept, new ones run).
+
+    Raises:
+        RunConflict: ``out`` is a file, a non-empty directory of something else, or holds a
+            study that differs in another key (each difference named); nothing is written.
+        RunError: a corrupt saved study.
+    """
+    out = Path(out)
+    saved = out / saved_name
+    if out.exists() and not out.is_dir():
+        raise RunConflict(f"{out} is a file, not a study directory")
+    if saved.exists():
+        old, new = _dotted(read_json(saved, f"restore it or delete {out} to start over")), _dotted(table)
+        free = lambda k: any(k == e or k.startswith(e + ".") for e in extensible)  # noqa: E731
+        fixed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not free(k))
+        if fixed:
+            pick = lambda d: {k: d.get(k) for k in fixed}  # noqa: E731
+            raise RunConflict(
+                f"{out} holds another {what} ({'; '.join(config_difference(pick(old), pick(new)))})"
+            )
+        if old != new:
+            atomic_write_json(saved, table)
+    elif out.exists() and any(out.iterdir()):
+        raise RunConflict(f"{out} exists and is not a scifm {what}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(saved, table)
+    return out
+
+
+def _dotted(table: dict, prefix: str = "") -> dict:
+    """``table`` with nested tables' keys joined by dots (an empty table stays a value)."""
+    out = {}
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            out |= _dotted(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def _start_over(run: Path) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 from scifm import data, train
 from scifm._io import atomic_write_text
 from scifm._progress import NoProgress, RunProgress
-from scifm._runs import RESULT, RunConflict, RunFinished, config_difference, read_json
+from scifm._runs import RESULT, RunFinished, open_study_directory, read_json
 from scifm.data import FieldSet
 from scifm.federated._aggregate import Mean
 from scifm.federated._algorithms import FedAvg
@@ -122,27 +121,9 @@ def prepare(study: FederatedStudy, out: str | Path, progress: Callable | None = 
     Raises:
         RunConflict: ``out`` holds another study or something else; nothing is written.
     """
-    out = Path(out)
-    saved = out / STUDY
-    new = study.to_dict()
-    if out.exists() and not out.is_dir():
-        raise RunConflict(f"{out} is a file, not a study directory")
-    if saved.exists():
-        old = read_json(saved, f"restore it or delete {out} to start over")
-        fixed = [k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in EXTENSIBLE]
-        if fixed:
-            pick = lambda d: {k: d.get(k) for k in fixed}  # noqa: E731
-            raise RunConflict(
-                f"{out} holds another federated study "
-                f"({'; '.join(config_difference(pick(old), pick(new)))})"
-            )
-        if old != new:
-            atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
-    elif out.exists() and any(out.iterdir()):
-        raise RunConflict(f"{out} exists and is not a scifm federated study")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
+    out = open_study_directory(
+        out, study.to_dict(), what="federated study", extensible=EXTENSIBLE, saved_name=STUDY
+    )
     (out / "data").mkdir(exist_ok=True)
     for (task, split), n in study.data_files().items():
         path = data_path(out, task, split)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import typing
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from scifm._checks import UserError, check_count, check_non_negative, check_posi
 from scifm._config import apply_overrides, build, plain, read_json_config, read_toml
 from scifm._io import atomic_write_json, atomic_write_text
 from scifm._progress import Display, NoProgress, RunBar
-from scifm._runs import RunConflict, RunFinished, config_difference, read_json
+from scifm._runs import RunFinished, open_study_directory, read_json
 from scifm.portfolio._agent import AgentConfig, AgentPolicy, train_agent
 from scifm.portfolio._baselines import POLICIES
 from scifm.portfolio._engine import Backtest, Costs, backtest
@@ -237,38 +236,9 @@ def prepare(study: PortfolioStudy, out: str | Path) -> Path:
     Raises:
         RunConflict: ``out`` holds another study or something else; nothing is written.
     """
-    out = Path(out)
-    saved = out / STUDY
-    new = study.to_dict()
-    if out.exists() and not out.is_dir():
-        raise RunConflict(f"{out} is a file, not a study directory")
-    if saved.exists():
-        old = _flat(read_json(saved, f"restore it or delete {out} to start over"))
-        flat = _flat(new)
-        fixed = [k for k in set(old) | set(flat) if old.get(k) != flat.get(k) and k not in EXTENSIBLE]
-        if fixed:
-            pick = lambda d: {k: d.get(k) for k in sorted(fixed)}  # noqa: E731
-            raise RunConflict(
-                f"{out} holds another portfolio study "
-                f"({'; '.join(config_difference(pick(old), pick(flat)))})"
-            )
-    elif out.exists() and any(out.iterdir()):
-        raise RunConflict(f"{out} exists and is not a scifm portfolio study")
-    out.mkdir(parents=True, exist_ok=True)
-    if not saved.exists() or read_json(saved, "") != new:
-        atomic_write_text(saved, json.dumps(new, indent=2) + "\n")
-    return out
-
-
-def _flat(table: dict, prefix: str = "") -> dict:
-    """A study's table with nested tables' keys dotted (``walk_forward.variants``)."""
-    out = {}
-    for k, v in table.items():
-        if isinstance(v, dict) and v:
-            out |= _flat(v, f"{prefix}{k}.")
-        else:
-            out[prefix + k] = v
-    return out
+    return open_study_directory(
+        out, study.to_dict(), what="portfolio study", extensible=EXTENSIBLE, saved_name=STUDY
+    )
 
 
 def point_dir(out: Path, window: str, variant: str, seed: int) -> Path:
