@@ -224,6 +224,12 @@ def step_reward(u: np.ndarray, drifted: np.ndarray, action: np.ndarray, cost: fl
     return float(np.log((1 - paid) * growth)), u * action / growth
 
 
+def float32(tree):
+    """``tree`` with its float arrays in float32 whatever JAX's default (x64 on makes float64
+    weights; the checkpoints are float32)."""
+    return jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, tree)
+
+
 class Agent(eqx.Module):
     """Actor, critic and their targets."""
 
@@ -236,9 +242,7 @@ class Agent(eqx.Module):
     def create(cls, m: int, config: AgentConfig, *, key):
         a, c = jax.random.split(key)
         actor, critic = Actor(m, config, key=a), Critic(m, config, key=c)
-        # float32 whatever JAX's default (x64 on makes float64 weights; checkpoints are float32)
-        single = lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x  # noqa: E731
-        actor, critic = jax.tree.map(single, actor), jax.tree.map(single, critic)
+        actor, critic = float32(actor), float32(critic)
         return cls(actor, critic, actor, critic)
 
 

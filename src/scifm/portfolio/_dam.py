@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from scifm._checks import check_count, check_non_negative, check_positive
+from scifm.portfolio._agent import float32
 from scifm.portfolio._market import Market
 
 
@@ -194,7 +195,7 @@ class DAM(eqx.Module):
 def _stacked(cls, config: DAMConfig, key, m: int):
     """``m`` independently initialised networks, stacked (float32 whatever JAX's default)."""
     made = eqx.filter_vmap(lambda k: cls(config, key=k))(jax.random.split(key, m))
-    return jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x, made)
+    return float32(made)
 
 
 def dam_like(market: Market, m: int, config: DAMConfig) -> DAM:

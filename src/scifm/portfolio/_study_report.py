@@ -234,6 +234,19 @@ def plot_wealth(study: PortfolioStudy, out: Path) -> Path:
     return save_figure(fig, out / "wealth.png")
 
 
+def _sharpe_series(study, rows, points) -> dict[str, tuple[list, list]]:
+    """Each policy's Sharpe at each ``(window, cost)`` of ``points``: mean and sd over seeds."""
+    series = {}
+    for policy in _policies(study):
+        means, sds = [], []
+        for window, cost in points:
+            values = [r["sharpe"] for r in _select(rows, window, cost).get(policy, [])]
+            means.append(np.mean(values) if values else np.nan)
+            sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        series[policy] = (means, sds)
+    return series
+
+
 def _sharpe_lines(ax, study, x, series: dict[str, tuple[list, list]]) -> None:
     """Sharpe lines (mean ± sd) per policy; policies with a Sharpe below -3 somewhere (ruin)
     are clipped off the scale and say so, so that they do not flatten the others."""
@@ -258,15 +271,7 @@ def plot_costs(study: PortfolioStudy, rows: list[dict], out: Path) -> Path | Non
         return None
     fig = figure(figsize=(6, 4))
     ax = fig.subplots()
-    series = {}
-    for policy in _policies(study):
-        means, sds = [], []
-        for c in costs:
-            values = [r["sharpe"] for r in _select(rows, MAIN, c).get(policy, [])]
-            means.append(np.mean(values) if values else np.nan)
-            sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
-        series[policy] = (means, sds)
-    _sharpe_lines(ax, study, costs, series)
+    _sharpe_lines(ax, study, costs, _sharpe_series(study, rows, [(MAIN, c) for c in costs]))
     ax.set_xlabel("total cost per trade (bps)")
     ax.set_ylabel("Sharpe (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
@@ -283,15 +288,7 @@ def plot_walk_forward(study: PortfolioStudy, rows: list[dict], out: Path) -> Pat
     fig = figure(figsize=(7, 4))
     ax = fig.subplots()
     x = np.arange(len(windows))
-    series = {}
-    for policy in _policies(study):
-        means, sds = [], []
-        for w in windows:
-            values = [r["sharpe"] for r in _select(rows, w.name, cost).get(policy, [])]
-            means.append(np.mean(values) if values else np.nan)
-            sds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
-        series[policy] = (means, sds)
-    _sharpe_lines(ax, study, x, series)
+    _sharpe_lines(ax, study, x, _sharpe_series(study, rows, [(w.name, cost) for w in windows]))
     ax.set_xticks(x, [f"{w.test[0][:4]}-{w.test[1][:4]}" if w.name == MAIN else w.test[0][:4] for w in windows])
     ax.set_xlabel("test window")
     ax.set_ylabel("Sharpe, net of costs")
