@@ -264,3 +264,19 @@ def test_help_explains_commands():
     assert r.returncode == 0
     for flag in ("--eig", "--ratio", "--omega", "--overwrite", "--seed"):
         assert flag in r.stdout
+
+
+def test_a_run_plot_is_redrawn_at_most_every_so_often(tmp_path, monkeypatch):
+    from scifm.cli import _run
+
+    clock = [100.0]
+    monkeypatch.setattr(_run.time, "monotonic", lambda: clock[0])
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    drawn = []
+    progress = _run.BarAndPlot("t", str(tmp_path), drawn.append, every_s=30.0)
+    progress.start(10, 0)
+    for t, expected in ((110.0, 0), (131.0, 1), (150.0, 1), (161.5, 2)):
+        clock[0] = t
+        progress.evaluated("rel_l2", 0.1, "step 1")
+        assert len(drawn) == expected, t
+    progress.close()

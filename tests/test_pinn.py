@@ -281,3 +281,28 @@ def test_sigkill_at_a_random_time_resumes_to_the_same_files(tmp_path):
     assert (killed / "checkpoint.eqx").read_bytes() == (whole / "checkpoint.eqx").read_bytes()
     result = lambda run: json.loads((run / "result.json").read_text())  # noqa: E731
     assert result(killed)["rel_l2"] == result(whole)["rel_l2"]
+
+
+@pytest.mark.parametrize("m", [5, 256, 700])  # the tail only, whole blocks, blocks and a tail
+def test_term_sums_in_one_pass_equal_numpy(m):
+    from scifm.pinn._solutions import _dots
+
+    ks = jax.random.split(jax.random.key(m), 4)
+    c, *parts = (jax.random.normal(k, (m,)) for k in ks)
+    sums = jax.jit(_dots)(c, tuple(parts))
+    for s, p in zip(sums, parts, strict=True):
+        np.testing.assert_allclose(s, np.dot(np.asarray(c), np.asarray(p)), rtol=1e-12)
+    # derivatives are the plain dots': d/dp_k sum_j (c . p_j) = c, d/dc = sum_j p_j
+    dc, dparts = jax.grad(lambda c, ps: sum(_dots(c, ps)), argnums=(0, 1))(c, tuple(parts))
+    np.testing.assert_allclose(dc, sum(np.asarray(p) for p in parts), rtol=1e-12)
+    for g in dparts:
+        np.testing.assert_allclose(g, c, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [pinn.two_body, pinn.three_body])
+def test_closed_form_laplacian_matches_autodiff_in_blocks(make):
+    # d = 300: the terms are summed as one block of 256 and a tail (d = 5 above: tail only)
+    sol = make(300, key=jax.random.key(5))
+    x = pinn.sample_shell(jax.random.key(6), 2, 300, 0.0, 1.0)
+    ours = jax.jit(jax.vmap(sol.laplacian))(x)
+    np.testing.assert_allclose(ours, jax.jit(jax.vmap(lap(sol)))(x), rtol=1e-10, atol=1e-10)

@@ -9,7 +9,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 
 from scifm._checks import UserError
 
@@ -28,6 +28,44 @@ def radial_polynomial(coeffs: tuple[float, ...], rho: Array, k: int = 0) -> Arra
     for a in reversed(c):
         out = out * rho + a
     return out
+
+
+_BLOCK = 256
+
+
+@jax.custom_jvp
+def _dots(c: Array, parts: tuple[Array, ...]) -> tuple[Array, ...]:
+    """``(c . p for p in parts)`` in one pass over the terms.
+
+    One variadic reduction, so XLA fuses the parts' elementwise work (the sines and products
+    of :meth:`AbstractTerm.laplacian_parts`) into it instead of writing each part to memory
+    and reading it back per dot: 2-3x faster on the CPU at ``d = 1e5``. Summed in blocks of
+    ``_BLOCK`` terms, then over the blocks, which in float32 is more accurate than one dot
+    over ``d`` terms (the forcing at ``d = 1e5``: 1e-5 of its largest value against 7e-5,
+    measured against float64). Derivatives are plain dots.
+    """
+    m = c.shape[0]
+    main = m - m % _BLOCK
+    zeros = (jnp.zeros((), c.dtype),) * len(parts)
+
+    def add(a, b):
+        return tuple(p + q for p, q in zip(a, b, strict=True))
+
+    out = [jnp.zeros((), c.dtype) for _ in parts]
+    if main:
+        blocks = tuple((c * p)[:main].reshape(main // _BLOCK, _BLOCK) for p in parts)
+        out = [jnp.sum(b) for b in lax.reduce(blocks, zeros, add, (1,))]
+    if main < m:
+        tail = lax.reduce(tuple((c * p)[main:] for p in parts), zeros, add, (0,))
+        out = [o + t for o, t in zip(out, tail, strict=True)]
+    return tuple(out)
+
+
+@_dots.defjvp
+def _dots_jvp(primals, tangents):
+    (c, parts), (dc, dparts) = primals, tangents
+    out = _dots(c, parts)
+    return out, tuple(jnp.dot(dc, p) + jnp.dot(c, dp) for p, dp in zip(parts, dparts, strict=True))
 
 
 def _windows(x: Array, m: int) -> Array:
@@ -186,8 +224,7 @@ class TermSumSolution(eqx.Module):
     def value_and_laplacian(self, x: Array) -> tuple[Array, Array]:
         """``(u(x), Lap u(x))`` in closed form, ``O(d)``, sharing the per-term work."""
         d, rho, c = x.shape[0], jnp.dot(x, x), self.coeffs
-        phi, yg, lphi = self.term.laplacian_parts(x)
-        s, xgs, ls = jnp.dot(c, phi), jnp.dot(c, yg), jnp.dot(c, lphi)
+        s, xgs, ls = _dots(c, self.term.laplacian_parts(x))
         p, p1, p2 = self._p(rho), self._p(rho, 1), self._p(rho, 2)
         lap_b = 4 * rho * p2 + 2 * d * p1
         return p * s, lap_b * s + 4 * p1 * xgs + p * ls
@@ -195,7 +232,7 @@ class TermSumSolution(eqx.Module):
     def biharmonic(self, x: Array) -> Array:
         """``Lap^2 u(x)`` in closed form, ``O(d)``."""
         d, rho, c = x.shape[0], jnp.dot(x, x), self.coeffs
-        s, xgs, ls, xhx, xgls, bls = (jnp.dot(c, a) for a in self.term.biharmonic_parts(x))
+        s, xgs, ls, xhx, xgls, bls = _dots(c, tuple(self.term.biharmonic_parts(x)))
         p, p1, p2, p3, p4 = (self._p(rho, k) for k in range(5))
         q = 4 * rho * p2 + 2 * d * p1
         q1 = 4 * p2 + 4 * rho * p3 + 2 * d * p2

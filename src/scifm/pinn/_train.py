@@ -168,6 +168,12 @@ def fit(
     optimizer = make_optimizer(steps, lr)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
     step_fn = make_step(problem, estimator, optimizer, batch_size)
+
+    @eqx.filter_jit
+    def step_at(model, opt_state, n):
+        # the step's key derived inside the compiled call: an eager fold_in per step cost
+        # ~0.7 ms of dispatch, 7% of a d = 1000 iteration
+        return step_fn(model, opt_state, jax.random.fold_in(ktrain, n))
     dtype = str(problem.solution.coeffs.dtype)
     settings = dict(
         config or {},
@@ -200,7 +206,7 @@ def fit(
     progress.start(steps, start)
     try:
         for n in range(start, steps):
-            model, opt_state, loss = step_fn(model, opt_state, jax.random.fold_in(ktrain, n))
+            model, opt_state, loss = step_at(model, opt_state, jnp.uint32(n))
             loss = float(loss)
             if not math.isfinite(loss):
                 kept = f" (it keeps its state at step {start})" if run is not None and start else ""
