@@ -7,11 +7,17 @@ only Typer at the top; heavy libraries are imported inside the commands, so `--h
 
 User errors (bad values, missing files, existing outputs) print one line on stderr and exit
 with status 2; nothing half-written is left behind.
+
+Every command keeps XLA's compiled programs in JAX's persistent compilation cache, so that a
+command run again (or a sweep's next process) starts without recompiling: see
+:func:`use_compilation_cache`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -79,8 +85,47 @@ except AttributeError:
 _INTERRUPTED = "scifm: interrupted; what was saved is kept, and the same command resumes it"
 
 
+CACHE_LIMIT_BYTES = 2**30  # least recently used programs are dropped beyond this
+CACHE_MIN_COMPILE_S = 0.3  # programs that compile faster are not worth a file
+
+
+def use_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache for this process and the ones it starts.
+
+    The folder is ``$SCIFM_COMPILATION_CACHE``, or ``$XDG_CACHE_HOME/scifm/jax`` (default
+    ``~/.cache/scifm/jax``), capped at 1 GiB (least recently used programs go first);
+    ``SCIFM_COMPILATION_CACHE=off`` turns it off, and a folder already chosen through JAX's
+    own ``JAX_COMPILATION_CACHE_DIR`` is kept. A cached program is the one XLA compiled for the
+    same computation, JAX, XLA flags and device, so results do not change; a folder that
+    cannot be written only costs the saving (JAX warns and compiles). Returns the folder, or
+    None when off.
+    """
+    chosen = os.environ.get("SCIFM_COMPILATION_CACHE", "")
+    if chosen.lower() in ("off", "0", "false", "no"):
+        return None
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    folder = chosen or str(Path(base) / "scifm" / "jax")
+    settings = {
+        "jax_compilation_cache_dir": folder,
+        "jax_compilation_cache_max_size": CACHE_LIMIT_BYTES,
+        "jax_persistent_cache_min_compile_time_secs": CACHE_MIN_COMPILE_S,
+    }
+    for name, value in settings.items():  # read by JAX when imported, here and in children
+        os.environ[name.upper()] = str(value)
+    if "jax" in sys.modules:  # imported already (a library user calling main())
+        import jax
+
+        if jax.config.jax_compilation_cache_dir is None:
+            for name, value in settings.items():
+                jax.config.update(name, value)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line on stderr and exit status 2."""
+    use_compilation_cache()
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="scifm", standalone_mode=False)
