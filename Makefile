@@ -40,8 +40,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 ## make bench: the benchmarks behind BENCHMARKS.md's targets (tens of minutes); JSON under benchmarks/results/
-## (the full PINN table: scifm bench pinn --repeats 3 --timeout 300, about an hour on 2 cores)
+## (the full PINN table: scifm bench pinn --repeats 3 --timeout 300, about an hour on 2 cores).
+## The peers' own scripts run too when their checkouts are given (nothing is downloaded):
+##   make bench TL_REF=/tmp/tlref STDE_REF=/tmp/stde STDE_PYTHON=/tmp/stde-env/bin/python
+## (see benchmarks/data_reference.py and benchmarks/pinn_reference.py for their set-up)
 bench: $(STAMP)
+	@if [ -n "$(TL_REF)" ]; then $(BIN)/python benchmarks/data_reference.py --reference $(TL_REF) --out benchmarks/results/data_reference.json --overwrite; fi
+	@if [ -n "$(STDE_REF)" ]; then $(BIN)/python benchmarks/pinn_reference.py --reference $(STDE_REF) --python $(STDE_PYTHON) --rounds 3 --out benchmarks/results/pinn_reference.json --overwrite; fi
 	$(BIN)/scifm bench data --out benchmarks/results/data.json --overwrite
 	$(BIN)/scifm bench fno --out benchmarks/results/fno.json --overwrite
 	$(BIN)/scifm bench finetune --model fno-1m --resolution 64 --out benchmarks/results/finetune.json --overwrite

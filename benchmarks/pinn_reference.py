@@ -27,31 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from scifm._checks import UserError
-from scifm.bench import check_output, machine, write_json
+from scifm.bench import check_output, machine, time_process, write_json
 
-
-def _run(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    # scifm as on its first run: without its persistent compilation cache (a rerun of the
-    # same command skips ~4 s of compilation; the reference script has no such cache)
-    env = {**os.environ, "SCIFM_COMPILATION_CACHE": "off"}
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        raise UserError(f"{cmd[0]} {cmd[1]} failed (exit {done.returncode}): " + " | ".join(tail))
-    return seconds, done.stdout + done.stderr
+# scifm as on its first run: without its persistent compilation cache (a rerun of the same
+# command skips ~4 s of compilation; the reference script has no such cache)
+_FIRST_RUN = {"SCIFM_COMPILATION_CACHE": "off"}
 
 
 def _reference_error(output: str) -> float:
@@ -125,7 +114,7 @@ def _measure(script: Path, args) -> dict:
             order = ["reference", "scifm"] if r % 2 == 0 else ["scifm", "reference"]
             for who in order:
                 if who == "reference":
-                    seconds, output = _run(reference, script.parent)
+                    seconds, output = time_process(reference, script.parent)
                     error = _reference_error(output)
                     rate = _reference_rate(output)
                     training[who].append(None if rate is None else args.steps / rate)
@@ -137,7 +126,7 @@ def _measure(script: Path, args) -> dict:
                         "--batch-size", "100", "--lr", "1e-3", "--n-test", "20000",
                         "--eval-every", str(args.steps // 2), "--seed", "0", "--out", str(run_dir),
                     ]  # fmt: skip
-                    seconds, _ = _run(cmd, Path(tmp))
+                    seconds, _ = time_process(cmd, Path(tmp), _FIRST_RUN)
                     result = json.loads((run_dir / "result.json").read_text())
                     error = result["rel_l2"]
                     training[who].append(result["train_time_s"])  # includes its evaluations

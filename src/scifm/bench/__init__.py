@@ -14,6 +14,7 @@ from scifm.bench._data import bench_data as bench_data
 from scifm.bench._data import data_table as data_table
 from scifm.bench._measure import machine as machine
 from scifm.bench._measure import peak_rss_mib as peak_rss_mib
+from scifm.bench._measure import time_process as time_process
 from scifm.bench._measure import xla_memory_bytes as xla_memory_bytes
 from scifm.bench._report import Table as Table
 from scifm.bench._report import check_output as check_output
@@ -28,6 +29,7 @@ __all__ = [
     "default_output",
     "machine",
     "peak_rss_mib",
+    "time_process",
     "write_json",
     "xla_memory_bytes",
 ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,28 @@ def machine() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
+
+
+def time_process(
+    cmd: list[str], cwd: str | os.PathLike, env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    """Run ``cmd`` as a user would (a fresh process in ``cwd``, ``env`` added to this one's);
+    return its wall seconds and its stdout + stderr.
+
+    Raises:
+        UserError: it failed (its exit status and the last lines it printed).
+    """
+    from scifm._checks import UserError
+
+    start = time.perf_counter()
+    done = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise UserError(f"{cmd[0]} {cmd[1]} failed (exit {done.returncode}): " + " | ".join(tail))
+    return seconds, done.stdout + done.stderr
 
 
 def peak_rss_mib() -> float:
