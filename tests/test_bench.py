@@ -53,6 +53,11 @@ def test_bench_fno_writes_json_to_a_fresh_default_name(tmp_path):
     assert row["peer"].startswith("pytorch ") and row["peer_parameters"] == 67_329
     assert row["speedup"] == row["peer_step_seconds"] / row["step_seconds"]
     assert "torch s/step" in r.stdout and "speed-up" in r.stdout
+    # neuraloperator's own FNO (also in the dev extra), set to scifm's modes and layers
+    assert row["neuralop_peer"].startswith("neuralop 2.")
+    assert row["neuralop_speedup"] == row["neuralop_peer_step_seconds"] / row["step_seconds"]
+    assert row["neuralop_peer_parameters"] == 67_329
+    assert "neuralop s/step" in r.stdout
 
 
 def test_bench_federated_times_the_vmapped_round_beside_clients_in_turn(tmp_path, capsys):
@@ -108,7 +113,7 @@ def test_without_torch_the_fno_bench_says_what_to_install(monkeypatch, tmp_path,
     from scifm._checks import UserError
     from scifm.bench import _torch
 
-    monkeypatch.setattr(_torch, "available", lambda: False)
+    monkeypatch.setattr(_torch, "available", lambda library="torch": False)
     result = bench_fno.bench_fno(("fno-64k",), (16,), {16: 1}, steps=1, report=lambda r: None)
     assert result["notes"] == [_torch.INSTALL_HINT] and "pip install 'scifm[bench]'" in (
         _torch.INSTALL_HINT

@@ -7,6 +7,15 @@ lowest rows, positive and negative, and columns of ``rfft2``, orthonormal), a po
 GELU between layers; then ``width -> 2 width -> out`` with GELU. Same parameter count as scifm's
 (checked in the tests), Adam (lr 1e-3), the mean per-sample relative L2 loss, float32.
 
+With ``"library": "neuralop"`` in its config the worker trains neuraloperator's own ``FNO``
+instead (``neuralop.models.FNO``, where the ``neuraloperator`` package is installed; it is not
+a dependency of scifm's core), set to scifm's network as far as its options allow:
+``n_modes = (2 modes, 2 modes - 1)`` (it keeps ``n // 2 + 1`` columns of the last axis: the
+``modes`` lowest rows of each sign and ``modes`` columns, scifm's modes), a one-layer lift, no
+positional embedding, no channel MLP in the blocks, linear skips, projection ``width -> 2 width
+-> out``. The same number of parameters as scifm's (tested); its own initialisation and
+implementation (complex einsum on the kept modes of ``rfft2``).
+
 It runs as a worker process (``python -m scifm.bench._torch CONFIG``) that the benchmark drives
 one step at a time over its standard input and output (``step`` in, the step's seconds out, one
 JSON line each), so scifm's step and the peer's alternate in one run on the same cores, and
@@ -25,11 +34,28 @@ import time
 INSTALL_HINT = "PyTorch is not installed; pip install 'scifm[bench]' to time its FNO beside scifm's"
 
 
-def available() -> bool:
-    """Whether PyTorch can be imported here (without importing it)."""
+def available(library: str = "torch") -> bool:
+    """Whether ``library`` (``torch``, ``neuralop``) can be imported here (without importing it)."""
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    return importlib.util.find_spec(library) is not None
+
+
+def _neuralop_model(in_channels: int, out_channels: int, width: int, modes: int, layers: int):
+    from neuralop.models import FNO
+
+    return FNO(
+        n_modes=(2 * modes, 2 * modes - 1),  # rows -modes..modes-1, columns 0..modes-1
+        in_channels=in_channels,
+        out_channels=out_channels,
+        hidden_channels=width,
+        n_layers=layers,
+        lifting_channel_ratio=0,
+        projection_channel_ratio=2,
+        positional_embedding=None,
+        use_channel_mlp=False,
+        fno_skip="linear",
+    )
 
 
 def _model(in_channels: int, out_channels: int, width: int, modes: int, layers: int):
@@ -89,7 +115,8 @@ class _Peer:
         threads = config.get("threads") or os.cpu_count()
         torch.set_num_threads(threads)
         b, r = config["batch"], config["resolution"]
-        self.model = _model(
+        neuralop = config.get("library") == "neuralop"
+        self.model = (_neuralop_model if neuralop else _model)(
             config["in_channels"],
             config["out_channels"],
             config["width"],
@@ -100,8 +127,14 @@ class _Peer:
         rng = np.random.default_rng(0)
         self.x = torch.from_numpy(rng.normal(size=(b, config["in_channels"], r, r)).astype("f4"))
         self.y = torch.from_numpy(rng.normal(size=(b, config["out_channels"], r, r)).astype("f4"))
+        if neuralop:
+            import neuralop as library
+
+            name = f"neuralop {library.__version__}, pytorch {torch.__version__}"
+        else:
+            name = f"pytorch {torch.__version__}"
         self.info = {
-            "peer": f"pytorch {torch.__version__}",
+            "peer": name,
             "peer_threads": torch.get_num_threads(),
             "peer_parameters": sum(
                 p.numel() * (2 if p.is_complex() else 1) for p in self.model.parameters()

@@ -1,12 +1,14 @@
 """`scifm bench fno` and `scifm bench finetune`: train-step time and memory of the FNO presets.
 
 No ratio here compares against a time measured elsewhere (another day, machine or
-library): every ratio (``speedup`` against the PyTorch peer, ``time_vs_full``,
-``memory_vs_full``) is between two steps timed in the same run, their steps alternating.
+library): every ratio (``speedup`` against the PyTorch peer, ``neuralop_speedup`` against
+neuraloperator's FNO where that package is installed, ``time_vs_full``, ``memory_vs_full``)
+is between steps timed in the same run, their steps alternating.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import equinox as eqx
@@ -111,7 +113,8 @@ def bench_step(
     the memory, :func:`~scifm.bench.xla_memory_bytes` in MiB as ``xla_peak_mib``). With
     ``peer``, the same FNO in PyTorch (:mod:`scifm.bench._torch`, a worker process) is stepped
     after each of scifm's steps, and the row gains ``peer_step_seconds`` and ``speedup``
-    (the peer's median over scifm's: above 1, scifm is faster).
+    (the peer's median over scifm's: above 1, scifm is faster); where the ``neuraloperator``
+    package is installed, its FNO is stepped too and the same keys come prefixed ``neuralop_``.
 
     Raises:
         ValueError: an unknown preset, loss or strategy; ``batch`` or ``steps`` not an
@@ -134,19 +137,29 @@ def bench_step(
         return stepper.row()
     spec = stepper.spec
     config = {"width": spec.width, "modes": spec.modes, "layers": spec.layers}
-    config.update(in_channels=7, out_channels=1)
-    with _torch.PeerProcess({**config, "batch": batch, "resolution": resolution}) as other:
-        for _ in range(steps):  # alternating, so drifts of the machine hit both alike
+    config.update(in_channels=7, out_channels=1, batch=batch, resolution=resolution)
+    libraries = ["pytorch"] + (["neuralop"] if _torch.available("neuralop") else [])
+    with contextlib.ExitStack() as stack:
+        others = {
+            name: stack.enter_context(_torch.PeerProcess({**config, "library": name}))
+            for name in libraries
+        }
+        for _ in range(steps):  # alternating, so drifts of the machine hit all alike
             stepper()
-            other()
+            for other in others.values():
+                other()
     row = stepper.row()
-    median = float(np.median(other.times))
-    row.update(other.info)
-    row.update(
-        peer_step_seconds=median,
-        peer_step_seconds_min=float(np.min(other.times)),
-        speedup=median / row["step_seconds"],
-    )
+    for name, other in others.items():
+        median = float(np.median(other.times))
+        prefix = "" if name == "pytorch" else f"{name}_"  # the PyTorch peer's keys as before
+        row.update({prefix + key: value for key, value in other.info.items()})
+        row.update(
+            {
+                f"{prefix}peer_step_seconds": median,
+                f"{prefix}peer_step_seconds_min": float(np.min(other.times)),
+                f"{prefix}speedup": median / row["step_seconds"],
+            }
+        )
     return row
 
 
@@ -253,6 +266,20 @@ def fno_table(rows: list[dict]) -> fmt.Table:
     the PyTorch peer's step time and the speed-up over it where it was measured."""
     columns = ("preset", "params", "res", "batch", "s/step", "samples/s", "peak MiB")
     columns += ("torch s/step", "speed-up")
+    prefixes = [""]
+    if any("neuralop_peer_step_seconds" in r for r in rows):
+        columns += ("neuralop params", "neuralop s/step", "speed-up")
+        prefixes.append("neuralop_")
+
+    def peer(r, prefix):
+        seconds = r.get(f"{prefix}peer_step_seconds")
+        cells = (fmt.seconds(seconds) if seconds is not None else "-",)
+        cells += (fmt.ratio(r.get(f"{prefix}speedup")),)
+        if prefix:
+            count = r.get(f"{prefix}peer_parameters")
+            cells = (fmt.count(count) if count is not None else "-", *cells)
+        return cells
+
     cells = [
         (
             r["preset"],
@@ -262,8 +289,7 @@ def fno_table(rows: list[dict]) -> fmt.Table:
             fmt.seconds(r["step_seconds"]),
             fmt.rate(r["samples_per_s"]),
             fmt.mib(r["xla_peak_mib"]),
-            fmt.seconds(r["peer_step_seconds"]) if "peer_step_seconds" in r else "-",
-            fmt.ratio(r.get("speedup")),
+            *(cell for prefix in prefixes for cell in peer(r, prefix)),
         )
         for r in rows
     ]
