@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from scifm._checks import UserError
-from scifm.bench import check_output, machine, time_process, write_json
+from scifm.bench import machine, run_script, time_process
 
 RESOLUTION = 128
 
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/data_reference.json")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    try:
+
+    def check() -> Path:
         script = Path(args.reference) / "utils" / "gen_data_poisson.py"
         if not script.is_file():
             raise UserError(
@@ -61,14 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--python {args.python} is not an interpreter")
         if args.n < 4 or args.rounds < 1:  # the reference splits n over four sparsity levels
             raise UserError(f"--n must be >= 4 and --rounds >= 1, got {args.n} and {args.rounds}")
-        out = check_output(args.out, overwrite=args.overwrite)
-        result = _measure(script, args)
-        write_json(result, out, overwrite=args.overwrite)
-    except (UserError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+        return script
+
+    return run_script(check, lambda script: _measure(script, args), args.out, args.overwrite)
 
 
 def _measure(script: Path, args) -> dict:

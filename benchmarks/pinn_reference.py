@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from scifm._checks import UserError
-from scifm.bench import check_output, machine, time_process, write_json
+from scifm.bench import machine, run_script, time_process
 
 # scifm as on its first run: without its persistent compilation cache (a rerun of the same
 # command skips ~4 s of compilation; the reference script has no such cache)
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/pinn_reference.json")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    try:
+
+    def check() -> Path:
         script = Path(args.reference) / "sine_gordon.py"
         if not script.is_file():
             raise UserError(
@@ -89,14 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(
                     f"--{name} must be a positive integer (--steps at least 2), got {getattr(args, name)}"
                 )
-        out = check_output(args.out, overwrite=args.overwrite)
-        result = _measure(script, args)
-        write_json(result, out, overwrite=args.overwrite)
-    except (UserError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+        return script
+
+    return run_script(check, lambda script: _measure(script, args), args.out, args.overwrite)
 
 
 def _measure(script: Path, args) -> dict:

@@ -310,3 +310,21 @@ def test_default_output_is_a_fresh_name_in_the_current_directory():
     path = bench.default_output("pinn")
     assert path.parent.name == "" and path.name.startswith("bench-pinn-")
     assert path.suffix == ".json" and len(path.stem) == len("bench-pinn-20250101-120000")
+
+
+def test_a_benchmark_script_checks_before_measuring_and_writes_complete_json(tmp_path, capsys):
+    from scifm._checks import UserError
+
+    measured = []
+
+    def refuse():
+        raise UserError("--n must be >= 4")
+
+    out = tmp_path / "r.json"
+    assert bench.run_script(refuse, measured.append, out, False) == 2
+    assert measured == [] and list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().err == "error: --n must be >= 4\n"
+    assert bench.run_script(lambda: 3, lambda n: {"n": n}, out, False) == 0
+    assert json.loads(out.read_text()) == {"n": 3} and f"wrote {out}" in capsys.readouterr().out
+    assert bench.run_script(lambda: 4, measured.append, out, False) == 2  # exists: no measuring
+    assert measured == [] and json.loads(out.read_text()) == {"n": 3}

@@ -19,6 +19,7 @@ from scifm.bench._measure import xla_memory_bytes as xla_memory_bytes
 from scifm.bench._report import Table as Table
 from scifm.bench._report import check_output as check_output
 from scifm.bench._report import default_output as default_output
+from scifm.bench._report import run_script as run_script
 from scifm.bench._report import write_json as write_json
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "default_output",
     "machine",
     "peak_rss_mib",
+    "run_script",
     "time_process",
     "write_json",
     "xla_memory_bytes",

@@ -11,12 +11,14 @@ overwrite, refuses a file that appeared while measuring (keeping the results bes
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from scifm._checks import OutputExists
+from scifm._checks import OutputExists, UserError
 from scifm._io import atomic_write_json
 
 
@@ -123,3 +125,21 @@ def write_json(result: dict, path: str | os.PathLike, *, overwrite: bool = False
         ) from None
     staged.unlink(missing_ok=True)
     return path
+
+
+def run_script(check: Callable[[], object], measure: Callable[[object], dict], out, overwrite) -> int:
+    """A benchmark script's main: ``check()`` its arguments and ``out`` before measuring, then
+    ``measure(check())``, write the JSON atomically (:func:`write_json`) and say where.
+
+    Returns the exit status: 0, or 2 after one line on stderr for a refusal (``UserError``,
+    ``OSError``) before or after measuring.
+    """
+    try:
+        checked = check()
+        path = check_output(out, overwrite=overwrite)
+        write_json(measure(checked), path, overwrite=overwrite)
+    except (UserError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
