@@ -38,8 +38,8 @@ from pathlib import Path
 from scifm._checks import UserError
 from scifm.bench import machine, run_script, time_process
 
-# scifm as on its first run: without its persistent compilation cache (a rerun of the same
-# command skips ~4 s of compilation; the reference script has no such cache)
+# scifm as on a first run: its persistent compilation cache off whatever the environment
+# says (with SCIFM_COMPILATION_CACHE=on a rerun skips ~4 s; the reference has no such cache)
 _FIRST_RUN = {"SCIFM_COMPILATION_CACHE": "off"}
 
 

@@ -282,14 +282,20 @@ def test_a_run_plot_is_redrawn_at_most_every_so_often(tmp_path, monkeypatch):
     progress.close()
 
 
-def test_commands_use_a_persistent_compilation_cache_unless_told_not_to(monkeypatch, tmp_path):
+def test_commands_use_a_persistent_compilation_cache_when_asked(monkeypatch, tmp_path):
     import os
 
     from scifm import cli
 
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.pop("SCIFM_COMPILATION_CACHE", None)
     monkeypatch.setattr(os, "environ", env)
     env["XDG_CACHE_HOME"] = str(tmp_path)
+    assert cli.use_compilation_cache() is None and "JAX_COMPILATION_CACHE_DIR" not in env
+    for off in ("off", "0"):
+        env["SCIFM_COMPILATION_CACHE"] = off
+        assert cli.use_compilation_cache() is None and "JAX_COMPILATION_CACHE_DIR" not in env
+    env["SCIFM_COMPILATION_CACHE"] = "on"
     assert cli.use_compilation_cache() == str(tmp_path / "scifm" / "jax")
     assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "scifm" / "jax")  # children too
     assert env["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2**30)
@@ -298,6 +304,3 @@ def test_commands_use_a_persistent_compilation_cache_unless_told_not_to(monkeypa
     assert cli.use_compilation_cache() == str(tmp_path / "mine")
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax's")  # JAX's own setting is kept
     assert cli.use_compilation_cache() == str(tmp_path / "jax's")
-    for off in ("off", "0"):
-        env["SCIFM_COMPILATION_CACHE"] = off
-        assert cli.use_compilation_cache() is None
