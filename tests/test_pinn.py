@@ -255,9 +255,11 @@ def test_sigkill_at_a_random_time_resumes_to_the_same_files(tmp_path):
     import sys
     import time
 
+    # 1,000 steps of ~2 ms: the run goes on for seconds after its first save, so the kill
+    # (within 0.5 s of it) always lands mid-run (200 steps once finished first, flaking)
     args = ["pinn", "--pde", "sine-gordon-2body", "--dim", "6", "--num-samples", "2",
-            "--steps", "200", "--width", "8", "--depth", "1", "--batch-size", "8",
-            "--n-test", "200", "--eval-every", "50", "--checkpoint-every", "5"]  # fmt: skip
+            "--steps", "1000", "--width", "8", "--depth", "1", "--batch-size", "8",
+            "--n-test", "200", "--eval-every", "250", "--checkpoint-every", "5"]  # fmt: skip
     cli = [sys.executable, "-m", "scifm.cli"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     with jax.enable_x64(False):  # the uninterrupted run here, in float32 as from a shell
