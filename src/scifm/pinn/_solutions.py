@@ -51,7 +51,7 @@ def _dots(c: Array, parts: tuple[Array, ...]) -> tuple[Array, ...]:
     def add(a, b):
         return tuple(p + q for p, q in zip(a, b, strict=True))
 
-    out = [jnp.zeros((), c.dtype) for _ in parts]
+    out = list(zeros)
     if main:
         blocks = tuple((c * p)[:main].reshape(main // _BLOCK, _BLOCK) for p in parts)
         out = [jnp.sum(b) for b in lax.reduce(blocks, zeros, add, (1,))]
